@@ -1,0 +1,82 @@
+# genops — `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+STAMP   := $(VENV)/.genops-installed
+CONFIG  ?= pipelines/configs/adult.yaml
+PIPELINE ?= tabular-synth
+ENV     ?= dev
+export GENOPS_HOME ?= $(CURDIR)/.genops
+export GX_ANALYTICS_ENABLED := false
+export MLFLOW_ENABLE_ASYNC_LOGGING := false
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24"
+	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+	@touch $@
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: venv
+venv: $(STAMP) ## create .venv with the pinned dependencies (constraints.txt)
+
+.PHONY: run
+run: $(STAMP) ## run the tabular-synth pipeline locally on Adult (CONFIG=... to change)
+	$(VENV)/bin/genops run $(PIPELINE) --config $(CONFIG)
+
+.PHONY: run-fast
+run-fast: $(STAMP) ## a fast local run (3,000-row sample, 5 epochs)
+	$(VENV)/bin/genops run $(PIPELINE) --config pipelines/configs/adult-fast.yaml
+
+.PHONY: test
+test: $(STAMP) ## the whole default test suite (lint, types, unit, components, e2e, terraform)
+	$(VENV)/bin/ruff check src components pipelines tests benchmarks
+	$(VENV)/bin/ruff format --check src components pipelines tests benchmarks
+	$(VENV)/bin/mypy
+	$(PY) -m pytest
+
+.PHONY: test-slow
+test-slow: $(STAMP) ## the slow tests kept out of the default run
+	$(PY) -m pytest -m slow
+
+.PHONY: lint
+lint: $(STAMP) ## format and lint with ruff, type-check with mypy
+	$(VENV)/bin/ruff format src components pipelines tests benchmarks
+	$(VENV)/bin/ruff check --fix src components pipelines tests benchmarks
+	$(VENV)/bin/mypy
+
+.PHONY: compile
+compile: $(STAMP) ## compile pipelines to pipelines/dist/<pipeline>-<version>.yaml
+	$(VENV)/bin/genops compile
+
+.PHONY: bench
+bench: $(STAMP) ## benchmarks; results written to benchmarks/results/
+	$(PY) benchmarks/bench_tabular.py --out benchmarks/results/tabular.json
+
+.PHONY: mlflow-ui
+mlflow-ui: $(STAMP) ## open the MLflow UI over the local store `make run` writes
+	@mkdir -p $(GENOPS_HOME)
+	@echo "MLflow UI: http://127.0.0.1:5000"
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 \
+	  --backend-store-uri sqlite:///$(GENOPS_HOME)/mlflow.db \
+	  --default-artifact-root $(GENOPS_HOME)/mlartifacts
+
+.PHONY: lock
+lock: ## re-create constraints.txt from a fresh resolve of pyproject.toml
+	rm -rf .venv-lock && python3 -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -e ".[dev]"
+	( echo "# Lock file: exact versions of every package in .venv."; \
+	  echo "# Regenerate with 'make lock' after changing pyproject.toml."; echo "torch==2.13.0"; \
+	  .venv-lock/bin/pip freeze --exclude-editable | grep -vE '^(torch|genops)==' ) > constraints.txt
+	rm -rf .venv-lock
+
+.PHONY: clean
+clean: ## remove the local MLflow store, KFP outputs and compiled pipelines
+	rm -rf $(GENOPS_HOME) pipelines/dist

@@ -1,0 +1,133 @@
+"""KFP components of the tabular-synth pipeline (wiring only; logic in genops.steps)."""
+
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+
+from genops.version import image
+
+# The image tag is the pipeline version (package version + commit): a compiled pipeline
+# names exactly the code it runs. genops.version is stdlib-only, so this import is cheap.
+BASE_IMAGE = image("component")
+TRAIN_IMAGE = image("train-cuda")
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def start_run(
+    config_uri: str,
+    tracking_uri: str,
+    pipeline_version: str,
+    git_commit: str,
+    config: Output[Artifact],
+) -> str:
+    """Validate the run config and open the MLflow parent run."""
+    from genops.steps import tabular
+
+    return tabular.start(config_uri, tracking_uri, pipeline_version, git_commit, config.path)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def prepare_data(
+    config: Input[Artifact],
+    tracking_uri: str,
+    run_id: str,
+    train: Output[Dataset],
+    validation: Output[Dataset],
+    holdout: Output[Dataset],
+    profile: Output[HTML],
+    validation_report: Output[HTML],
+) -> NamedTuple("PrepareOutputs", [("dataset_hash", str), ("rows_train", int)]):  # type: ignore[valid-type]  # noqa: F821, UP006
+    """Load, validate (Great Expectations), clean and split the data set."""
+    from collections import namedtuple
+
+    from genops.steps import tabular
+
+    out = tabular.PrepareOutputs(
+        train=train.path,
+        validation=validation.path,
+        holdout=holdout.path,
+        profile_html=profile.path,
+        validation_html=validation_report.path,
+    )
+    result = tabular.prepare(config.path, tracking_uri, run_id, out)
+    train.metadata["rows"] = result["rows_train"]
+    train.metadata["dataset_hash"] = result["dataset_hash"]
+    outputs = namedtuple("PrepareOutputs", ["dataset_hash", "rows_train"])
+    return outputs(result["dataset_hash"], result["rows_train"])
+
+
+@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+def train_synthesizer(
+    config: Input[Artifact],
+    train: Input[Dataset],
+    tracking_uri: str,
+    run_id: str,
+    model: Output[Model],
+):
+    """Fit the synthesizer (CUDA when present) and log it to MLflow as a pyfunc model."""
+    from genops.steps import tabular
+
+    meta = tabular.train(config.path, train.path, tracking_uri, run_id, model.path)
+    model.metadata["mlflow_model_uri"] = meta["model_uri"]
+    model.metadata["family"] = meta["family"]
+    model.metadata["train_seconds"] = round(meta["train_seconds"], 2)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def evaluate_synthesizer(
+    config: Input[Artifact],
+    model: Input[Model],
+    train: Input[Dataset],
+    holdout: Input[Dataset],
+    tracking_uri: str,
+    run_id: str,
+    synthetic: Output[Dataset],
+    metrics: Output[Metrics],
+    report: Output[HTML],
+    evaluation: Output[Artifact],
+):
+    """Fidelity, utility and privacy of generated rows against the real holdout."""
+    from genops.steps import tabular
+
+    values = tabular.evaluate(
+        config.path,
+        model.path,
+        train.path,
+        holdout.path,
+        tracking_uri,
+        run_id,
+        synthetic.path,
+        report.path,
+        evaluation.path,
+    )
+    for name, value in values.items():
+        metrics.log_metric(name, round(float(value), 6))
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def register_model(
+    config: Input[Artifact],
+    model: Input[Model],
+    evaluation: Input[Artifact],
+    tracking_uri: str,
+    run_id: str,
+    dataset_hash: str,
+    pipeline_version: str,
+    git_commit: str,
+) -> str:
+    """Register the model version in the MLflow Model Registry (alias 'challenger')."""
+    from genops.steps import tabular
+
+    return tabular.register(
+        config.path, model.path, tracking_uri, run_id, dataset_hash, pipeline_version, git_commit
+    )
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def finish_run(tracking_uri: str, run_id: str) -> str:
+    """Exit handler: close the MLflow parent run as FINISHED or FAILED."""
+    from genops.steps import tabular
+
+    return tabular.finish(tracking_uri, run_id)

@@ -1,0 +1,1 @@
+"""KFP pipeline factories, their configs, and compile / local-run / submit entry points."""

@@ -1,0 +1,89 @@
+"""The tabular-synth pipeline: prepare -> train -> evaluate -> register, tracked in MLflow.
+
+The same definition compiles to KFP IR YAML for the cluster and runs on one machine with
+``kfp.local.SubprocessRunner``. Where it runs is configuration (tracking URI, image), never code.
+"""
+
+
+from kfp import dsl
+
+from components.tabular import (
+    evaluate_synthesizer,
+    finish_run,
+    prepare_data,
+    register_model,
+    start_run,
+    train_synthesizer,
+)
+
+PIPELINE_NAME = "tabular-synth"
+
+
+@dsl.pipeline(name=f"{PIPELINE_NAME}-steps")
+def tabular_synth_steps(
+    config: dsl.Input[dsl.Artifact],
+    tracking_uri: str,
+    pipeline_version: str,
+    git_commit: str,
+    run_id: str,
+):
+    """The steps, inside an exit handler that always closes the MLflow parent run."""
+    closer = finish_run(tracking_uri=tracking_uri, run_id=run_id)
+    closer.set_caching_options(False)
+    with dsl.ExitHandler(closer, name="close-mlflow-run"):
+        prep = prepare_data(config=config, tracking_uri=tracking_uri, run_id=run_id)
+        trained = train_synthesizer(
+            config=config,
+            train=prep.outputs["train"],
+            tracking_uri=tracking_uri,
+            run_id=run_id,
+        )
+        evaluated = evaluate_synthesizer(
+            config=config,
+            model=trained.outputs["model"],
+            train=prep.outputs["train"],
+            holdout=prep.outputs["holdout"],
+            tracking_uri=tracking_uri,
+            run_id=run_id,
+        )
+        register_model(
+            config=config,
+            model=trained.outputs["model"],
+            evaluation=evaluated.outputs["evaluation"],
+            tracking_uri=tracking_uri,
+            run_id=run_id,
+            dataset_hash=prep.outputs["dataset_hash"],
+            pipeline_version=pipeline_version,
+            git_commit=git_commit,
+        )
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Tabular synthetic-data generator: prepare, train, evaluate, register.",
+)
+def tabular_synth(
+    config_uri: str,
+    tracking_uri: str,
+    pipeline_version: str = "dev",
+    git_commit: str = "unknown",
+) -> str:
+    """Validate the config and open the MLflow run, then run the steps under it.
+
+    Returns the MLflow parent run id.
+    """
+    start = start_run(
+        config_uri=config_uri,
+        tracking_uri=tracking_uri,
+        pipeline_version=pipeline_version,
+        git_commit=git_commit,
+    )
+    start.set_caching_options(False)
+    tabular_synth_steps(
+        config=start.outputs["config"],
+        tracking_uri=tracking_uri,
+        pipeline_version=pipeline_version,
+        git_commit=git_commit,
+        run_id=start.outputs["Output"],
+    )
+    return start.outputs["Output"]

@@ -1,0 +1,83 @@
+"""``genops`` command line: run, compile and check pipelines.
+
+The library never imports kfp; the commands that need it import the ``pipelines`` package
+when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from genops.config import ConfigError, dump_config, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(dump_config(config))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from genops.config import ConfigError, load_config
+
+    try:
+        load_config(args.config)  # fail fast, before any task starts
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from pipelines.local import run_local
+
+    try:
+        summary = run_local(args.pipeline, args.config, tracking_uri=args.tracking_uri)
+    except RuntimeError as exc:
+        print(f"error: pipeline '{args.pipeline}' failed: {exc}", file=sys.stderr)
+        print("No model version was registered. See the task log above.", file=sys.stderr)
+        return 1
+    print(summary.render())
+    return 0 if summary.status == "FINISHED" else 1
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from pipelines.compile import main as compile_main
+
+    compile_main(args.pipelines)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a pipeline locally (KFP local runner, MLflow)")
+    run.add_argument("pipeline", help="pipeline name, e.g. tabular-synth")
+    run.add_argument("--config", required=True, help="run configuration YAML")
+    run.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./.genops/mlflow.db)",
+    )
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file and print it resolved")
+    check.add_argument("config")
+    check.set_defaults(func=_cmd_check_config)
+
+    comp = sub.add_parser("compile", help="compile pipelines to KFP IR YAML")
+    comp.add_argument("pipelines", nargs="*")
+    comp.set_defaults(func=_cmd_compile)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""Typed run configuration: the dataset spec and the pipeline settings, read from YAML.
+
+One YAML file describes a run of the ``tabular-synth`` pipeline: which data (files or ``s3://``
+URIs, columns, sensitive attributes, cleaning rules), which model, and the evaluation and
+registration settings. A file may name a ``base:`` file (relative to itself) whose values it
+overrides key by key, so a fast test config is a few lines on top of the real one.
+
+Validation happens here, before any step runs: a bad spec fails with the field's path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from genops.bias.config import BiasConfig
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be read or does not match the schema."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Strict):
+    """One column of the data set and the rules its values must follow."""
+
+    type: Literal["continuous", "categorical"]
+    min: float | None = Field(None, description="Smallest allowed value (continuous only).")
+    max: float | None = Field(None, description="Largest allowed value (continuous only).")
+    allowed: list[str] | None = Field(
+        None, description="Allowed categories (categorical only); None accepts any value."
+    )
+    max_null_fraction: float = Field(
+        0.1, ge=0.0, le=1.0, description="Largest share of missing values tolerated in a file."
+    )
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> ColumnSpec:
+        if self.type == "categorical" and (self.min is not None or self.max is not None):
+            raise ValueError("min/max are only valid for continuous columns")
+        if self.type == "continuous" and self.allowed is not None:
+            raise ValueError("allowed is only valid for categorical columns")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class SplitSpec(_Strict):
+    """Train / validation / holdout split, stratified on the target."""
+
+    validation: float = Field(0.1, gt=0.0, lt=0.5)
+    holdout: float = Field(0.2, gt=0.0, lt=0.5)
+    seed: int = 42
+
+
+class DatasetSpec(_Strict):
+    """What the data is and how to clean it: everything a user writes to bring a data set."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Used in model names.")
+    sources: list[str] = Field(
+        min_length=1, description="CSV/Parquet files: local paths (relative to the spec) or s3://"
+    )
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    target: str
+    positive_label: str
+    sensitive_attributes: list[str] = Field(default_factory=list)
+    columns: dict[str, ColumnSpec]
+    missing_markers: list[str] = Field(default_factory=lambda: ["?"])
+    missing_strategy: Literal["drop_rows", "category"] = "drop_rows"
+    value_map: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per column, values to rewrite before validation (e.g. '>50K.' -> '>50K').",
+    )
+    sample_rows: int | None = Field(
+        None, gt=0, description="Use a seeded random sample of this many rows (fast runs)."
+    )
+    split: SplitSpec = Field(default_factory=SplitSpec)
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> DatasetSpec:
+        for role, col in [("target", self.target)] + [
+            ("sensitive attribute", c) for c in self.sensitive_attributes
+        ]:
+            if col not in self.columns:
+                raise ValueError(f"{role} '{col}' is not declared under columns")
+            if self.columns[col].type != "categorical":
+                raise ValueError(f"{role} '{col}' must be a categorical column")
+        allowed = self.columns[self.target].allowed
+        if allowed is not None and self.positive_label not in allowed:
+            raise ValueError(
+                f"positive_label '{self.positive_label}' is not in the allowed values of "
+                f"'{self.target}': {allowed}"
+            )
+        for col in self.value_map:
+            if col not in self.columns:
+                raise ValueError(f"value_map names column '{col}', which is not declared")
+        return self
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        return [c for c, s in self.columns.items() if s.type == "categorical"]
+
+    @property
+    def continuous_columns(self) -> list[str]:
+        return [c for c, s in self.columns.items() if s.type == "continuous"]
+
+
+class ModelSpec(_Strict):
+    """Synthesizer family and its hyper-parameters."""
+
+    family: Literal["tvae"] = "tvae"
+    epochs: int = Field(100, gt=0)
+    batch_size: int = Field(500, gt=1)
+    embedding_dim: int = Field(128, gt=0)
+    compress_dims: list[int] = Field(default_factory=lambda: [128, 128])
+    decompress_dims: list[int] = Field(default_factory=lambda: [128, 128])
+    learning_rate: float = Field(1e-3, gt=0)
+    l2scale: float = Field(1e-5, ge=0)
+    loss_factor: float = Field(2.0, gt=0)
+    conditional: bool = Field(
+        True, description="Condition the synthesizer on the sensitive attributes."
+    )
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class EvaluationSpec(_Strict):
+    """How the synthetic data is scored."""
+
+    synthetic_rows: int | None = Field(
+        None, gt=0, description="Rows to generate for evaluation; default = training rows."
+    )
+    privacy_sample: int = Field(2000, gt=0, description="Rows used for distance to closest record.")
+    seed: int = 0
+
+
+class RegistrySpec(_Strict):
+    """Where the model goes in the MLflow Model Registry."""
+
+    model_name: str | None = Field(None, description="Default: '<dataset>-synthesizer'.")
+    experiment: str | None = Field(None, description="Default: 'tabular-synth-<dataset>'.")
+
+
+class RunConfig(_Strict):
+    """A whole run of the tabular-synth pipeline."""
+
+    dataset: DatasetSpec
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    bias: BiasConfig = Field(default_factory=BiasConfig)
+    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name or f"{self.dataset.name}-synthesizer"
+
+    @property
+    def experiment_name(self) -> str:
+        return self.registry.experiment or f"tabular-synth-{self.dataset.name}"
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml_dict(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _resolve_sources(raw: dict[str, Any], spec_dir: Path) -> None:
+    sources = raw.get("dataset", {}).get("sources")
+    if isinstance(sources, list):
+        raw["dataset"]["sources"] = [
+            s if "://" in str(s) or Path(str(s)).is_absolute() else str((spec_dir / str(s)).resolve())
+            for s in sources
+        ]
+
+
+def load_raw_config(path: str | Path) -> dict[str, Any]:
+    """Read a config file, apply its ``base:`` chain and make source paths absolute."""
+    path = Path(path).resolve()
+    raw = _read_yaml_dict(path)
+    _resolve_sources(raw, path.parent)
+    base = raw.pop("base", None)
+    if base is not None:
+        base_raw = load_raw_config(path.parent / str(base))
+        raw = _deep_merge(base_raw, raw)
+    return raw
+
+
+def parse_config(raw: dict[str, Any], origin: str = "<config>") -> RunConfig:
+    """Validate a raw mapping; errors name the field's dotted path."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(lines)) from exc
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read, merge and validate a run configuration file."""
+    return parse_config(load_raw_config(path), origin=str(path))
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved configuration as YAML (what a run actually used)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""MLflow tracking, logging helpers and model registration."""

@@ -1,0 +1,1 @@
+"""Serving: request validation, the pyfunc model and (later) the local REST server."""

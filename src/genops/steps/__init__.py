@@ -1,0 +1,1 @@
+"""Pipeline steps as plain functions over paths (called by the KFP components)."""

@@ -1,0 +1,336 @@
+"""The tabular-synth pipeline's steps as plain functions over file paths.
+
+A KFP component calls exactly one of these with its artifacts' paths; tests call them
+directly. Nothing here knows about KFP.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genops.config import RunConfig, dump_config, load_raw_config, parse_config
+
+PIPELINE_NAME = "tabular-synth"
+
+
+def _write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def read_run_config(path: str | Path) -> RunConfig:
+    """Read the resolved config artifact written by ``start``."""
+    return parse_config(yaml.safe_load(Path(path).read_text()), origin=str(path))
+
+
+def load_config_uri(uri: str) -> RunConfig:
+    """A config from a local path or s3:// (an s3 config must use absolute source URIs)."""
+    if uri.startswith("s3://"):
+        from genops.data.io import read_bytes
+
+        raw = yaml.safe_load(read_bytes(uri))
+        if not isinstance(raw, dict):
+            raise ValueError(f"{uri}: expected a mapping at the top level")
+        return parse_config(raw, origin=uri)
+    return parse_config(load_raw_config(uri), origin=uri)
+
+
+# ---------------------------------------------------------------- start / finish
+
+
+def start(
+    config_uri: str,
+    tracking_uri: str,
+    pipeline_version: str,
+    git_commit: str,
+    config_out: str | Path,
+) -> str:
+    """Validate the config, write it resolved, open the MLflow parent run; returns its id."""
+    from genops.registry.tracking import start_pipeline_run
+
+    config = load_config_uri(config_uri)
+    _write_text(config_out, dump_config(config))
+    run_id = start_pipeline_run(
+        tracking_uri,
+        config.experiment_name,
+        run_name=f"{PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={
+            "genops.pipeline": PIPELINE_NAME,
+            "genops.pipeline_version": pipeline_version,
+            "genops.git_commit": git_commit,
+            "genops.dataset": config.dataset.name,
+            "genops.config_uri": config_uri,
+        },
+    )
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.MlflowClient().log_text(run_id, dump_config(config), "config/run_config.yaml")
+    return run_id
+
+
+def finish(tracking_uri: str, run_id: str) -> str:
+    from genops.registry.tracking import finish_pipeline_run
+
+    return finish_pipeline_run(tracking_uri, run_id)
+
+
+# ---------------------------------------------------------------- prepare
+
+
+@dataclass
+class PrepareOutputs:
+    train: str
+    validation: str
+    holdout: str
+    profile_html: str
+    validation_html: str
+
+
+def prepare(
+    config_path: str | Path, tracking_uri: str, run_id: str, out: PrepareOutputs
+) -> dict[str, Any]:
+    """Load, validate, clean and split. On a validation failure the report is still written
+    (and logged to MLflow) before the error propagates."""
+    import mlflow
+
+    from genops.data import DataValidationError, write_parquet
+    from genops.data.prepare import prepare as prepare_data
+    from genops.data.prepare import profile_html
+    from genops.registry.tracking import step_run
+
+    config = read_run_config(config_path)
+    spec = config.dataset
+    with step_run(tracking_uri, run_id, "prepare"):
+        try:
+            data = prepare_data(spec)
+        except DataValidationError as exc:
+            _write_text(out.validation_html, exc.report.to_html())
+            mlflow.log_text(exc.report.to_html(), "data_validation/report.html")
+            mlflow.log_dict(exc.report.to_dict(), "data_validation/report.json")
+            raise
+        _write_text(out.validation_html, data.report.to_html())
+        _write_text(out.profile_html, profile_html(spec.name, data.profile))
+        write_parquet(data.train, out.train)
+        write_parquet(data.validation, out.validation)
+        write_parquet(data.holdout, out.holdout)
+        mlflow.log_text(data.report.to_html(), "data_validation/report.html")
+        mlflow.log_dict(data.report.to_dict(), "data_validation/report.json")
+        mlflow.log_text(profile_html(spec.name, data.profile), "data_profile/profile.html")
+        mlflow.log_dict(data.profile, "data_profile/profile.json")
+        rows = {
+            "rows_train": len(data.train),
+            "rows_validation": len(data.validation),
+            "rows_holdout": len(data.holdout),
+        }
+        mlflow.log_metrics({k: float(v) for k, v in rows.items()})
+        mlflow.log_params({"dataset_hash": data.dataset_hash, "sources": json.dumps(spec.sources)})
+        dataset = mlflow.data.from_pandas(
+            data.train, source=spec.sources[0], name=f"{spec.name}-train", targets=spec.target
+        )
+        mlflow.log_input(dataset, context="training", tags={"genops.dataset_hash": data.dataset_hash})
+        mlflow.MlflowClient().set_tag(run_id, "genops.dataset_hash", data.dataset_hash)
+    return {"dataset_hash": data.dataset_hash, **rows}
+
+
+# ---------------------------------------------------------------- train
+
+
+def build_synthesizer(config: RunConfig, params_override: dict[str, Any] | None = None) -> Any:
+    """The configured synthesizer (``params_override`` comes from tuning, when it runs)."""
+    from genops.models import TVAEParams, TVAESynthesizer
+
+    m = config.model.model_copy(update=params_override or {})
+    spec = config.dataset
+    params = TVAEParams(
+        epochs=m.epochs,
+        batch_size=m.batch_size,
+        embedding_dim=m.embedding_dim,
+        compress_dims=tuple(m.compress_dims),
+        decompress_dims=tuple(m.decompress_dims),
+        l2scale=m.l2scale,
+        loss_factor=m.loss_factor,
+        learning_rate=m.learning_rate,
+    )
+    return TVAESynthesizer(
+        categorical_columns=spec.categorical_columns,
+        continuous_columns=spec.continuous_columns,
+        params=params,
+        conditional_columns=list(spec.sensitive_attributes) if m.conditional else None,
+        seed=m.seed,
+        device=m.device,
+    )
+
+
+def loss_figure(history: list[dict[str, float]]) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = [h["epoch"] for h in history]
+    for key in ("loss", "reconstruction", "kld"):
+        if history and key in history[0]:
+            ax.plot(epochs, [h[key] for h in history], label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Synthesizer training loss")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def train(
+    config_path: str | Path,
+    train_path: str | Path,
+    tracking_uri: str,
+    run_id: str,
+    model_dir: str | Path,
+) -> dict[str, Any]:
+    """Fit the synthesizer, save it and log it to MLflow as a pyfunc model."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from genops.data import read_parquet
+    from genops.registry.tracking import step_run
+    from genops.serving.pyfunc import log_synthesizer
+
+    config = read_run_config(config_path)
+    frame = read_parquet(train_path, config.dataset)
+    synthesizer = build_synthesizer(config)
+    model_dir = Path(model_dir)
+    with step_run(tracking_uri, run_id, "train") as run:
+        mlflow.log_params(
+            {f"model_{k}": v for k, v in config.model.model_dump(mode="json").items()}
+        )
+
+        def on_epoch_end(epoch: int, values: dict[str, float]) -> None:
+            mlflow.log_metrics(
+                {f"train_{k}": float(v) for k, v in values.items() if k != "epoch"}, step=epoch
+            )
+
+        started = time.perf_counter()
+        synthesizer.fit(frame, on_epoch_end=on_epoch_end)
+        seconds = time.perf_counter() - started
+        fig = loss_figure(synthesizer.loss_history)
+        mlflow.log_figure(fig, "plots/loss_curve.png")
+        plt.close(fig)
+        synth_dir = model_dir / "synthesizer"
+        synthesizer.save(synth_dir)
+        example = synthesizer.sample(5, seed=0)
+        info = log_synthesizer(synth_dir, example)
+        summary = {
+            "train_seconds": seconds,
+            "train_rows_per_second": len(frame) * config.model.epochs / max(seconds, 1e-9),
+            "final_loss": float(synthesizer.loss_history[-1]["loss"]),
+        }
+        mlflow.log_metrics(summary)
+        meta = {
+            "model_uri": info.model_uri,
+            "train_run_id": run.info.run_id,
+            "family": config.model.family,
+            **summary,
+        }
+        _write_text(model_dir / "genops_model.json", json.dumps(meta, indent=2))
+    return meta
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    config_path: str | Path,
+    model_dir: str | Path,
+    train_path: str | Path,
+    holdout_path: str | Path,
+    tracking_uri: str,
+    run_id: str,
+    synthetic_out: str | Path,
+    report_out: str | Path,
+    evaluation_out: str | Path,
+) -> dict[str, float]:
+    """Generate synthetic rows and score them against the real data."""
+    import mlflow
+
+    from genops.data import read_parquet, write_parquet
+    from genops.evaluation import evaluate as score
+    from genops.evaluation import render_html
+    from genops.models import load_synthesizer
+    from genops.registry.tracking import log_parent, step_run
+
+    config = read_run_config(config_path)
+    spec = config.dataset
+    train_frame = read_parquet(train_path, spec)
+    holdout = read_parquet(holdout_path, spec)
+    synthesizer = load_synthesizer(Path(model_dir) / "synthesizer")
+    n = config.evaluation.synthetic_rows or len(train_frame)
+    with step_run(tracking_uri, run_id, "evaluate"):
+        synthetic = synthesizer.sample(n, seed=config.evaluation.seed)
+        write_parquet(synthetic, synthetic_out)
+        result = score(
+            spec,
+            train_frame,
+            holdout,
+            synthetic,
+            privacy_sample=config.evaluation.privacy_sample,
+            seed=config.evaluation.seed,
+        )
+        report = render_html(spec, result, train_frame, synthetic)
+        _write_text(report_out, report)
+        _write_text(evaluation_out, json.dumps(result.to_dict(), indent=2))
+        mlflow.log_metrics(result.metrics)
+        mlflow.log_metrics({f"shape_{k}": v for k, v in result.column_shapes.items()})
+        mlflow.log_text(report, "evaluation/report.html")
+        mlflow.log_dict(result.to_dict(), "evaluation/evaluation.json")
+        log_parent(tracking_uri, run_id, result.metrics, {})
+    return result.metrics
+
+
+# ---------------------------------------------------------------- register
+
+
+def register(
+    config_path: str | Path,
+    model_dir: str | Path,
+    tracking_uri: str,
+    run_id: str,
+    dataset_hash: str,
+    pipeline_version: str,
+    git_commit: str,
+) -> str:
+    """Register the trained model as ``<dataset>-synthesizer``; returns the version."""
+    import mlflow
+
+    from genops.registry.tracking import STATUS_TAG, register_model, step_run
+
+    config = read_run_config(config_path)
+    meta = json.loads((Path(model_dir) / "genops_model.json").read_text())
+    with step_run(tracking_uri, run_id, "register"):
+        version = register_model(
+            tracking_uri,
+            meta["model_uri"],
+            config.model_name,
+            tags={
+                "genops.pipeline": PIPELINE_NAME,
+                "genops.pipeline_version": pipeline_version,
+                "genops.git_commit": git_commit,
+                "genops.dataset_hash": dataset_hash,
+                "genops.pipeline_run_id": run_id,
+                "genops.train_run_id": meta["train_run_id"],
+            },
+        )
+        mlflow.log_params({"registered_model": config.model_name, "model_version": version})
+        client = mlflow.MlflowClient()
+        client.set_tag(run_id, "genops.registered_model", f"{config.model_name}/{version}")
+        client.set_tag(run_id, STATUS_TAG, "succeeded")
+    return version

@@ -1,10 +1,9 @@
 """KFP components of the tabular-synth pipeline (wiring only; logic in genops.steps)."""
 
-
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from genops.version import image
 
@@ -38,7 +37,7 @@ def prepare_data(
     holdout: Output[Dataset],
     profile: Output[HTML],
     validation_report: Output[HTML],
-) -> NamedTuple("PrepareOutputs", [("dataset_hash", str), ("rows_train", int)]):  # type: ignore[valid-type]  # noqa: F821, UP006
+) -> NamedTuple("PrepareOutputs", [("dataset_hash", str), ("rows_train", int)]):  # type: ignore[valid-type]
     """Load, validate (Great Expectations), clean and split the data set."""
     from collections import namedtuple
 
@@ -56,6 +55,25 @@ def prepare_data(
     train.metadata["dataset_hash"] = result["dataset_hash"]
     outputs = namedtuple("PrepareOutputs", ["dataset_hash", "rows_train"])
     return outputs(result["dataset_hash"], result["rows_train"])
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def data_bias_check(
+    config: Input[Artifact],
+    train: Input[Dataset],
+    tracking_uri: str,
+    run_id: str,
+    verdict: Output[Artifact],
+    report: Output[HTML],
+    summary: Output[Markdown],
+) -> str:
+    """Pre-training bias metrics (SageMaker Clarify definitions); returns the decision."""
+    from genops.steps import tabular
+
+    out = tabular.ReportOutputs(verdict.path, report.path, summary.path)
+    decision = tabular.data_bias_check(config.path, train.path, tracking_uri, run_id, out)
+    verdict.metadata["decision"] = decision
+    return decision
 
 
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
@@ -83,27 +101,38 @@ def evaluate_synthesizer(
     holdout: Input[Dataset],
     tracking_uri: str,
     run_id: str,
+    bias_decision: str,
     synthetic: Output[Dataset],
     metrics: Output[Metrics],
     report: Output[HTML],
     evaluation: Output[Artifact],
-):
-    """Fidelity, utility and privacy of generated rows against the real holdout."""
+    bias_verdict: Output[Artifact],
+    bias_report: Output[HTML],
+    bias_summary: Output[Markdown],
+) -> str:
+    """Fidelity, utility, privacy and the synthetic-data bias gate; returns passed/failed."""
     from genops.steps import tabular
 
-    values = tabular.evaluate(
+    out = tabular.EvaluateOutputs(
+        synthetic=synthetic.path,
+        report_html=report.path,
+        evaluation_json=evaluation.path,
+        bias=tabular.ReportOutputs(bias_verdict.path, bias_report.path, bias_summary.path),
+    )
+    values, passed = tabular.evaluate(
         config.path,
         model.path,
         train.path,
         holdout.path,
         tracking_uri,
         run_id,
-        synthetic.path,
-        report.path,
-        evaluation.path,
+        bias_decision,
+        out,
     )
     for name, value in values.items():
         metrics.log_metric(name, round(float(value), 6))
+    bias_verdict.metadata["passed"] = passed
+    return "passed" if passed else "failed"
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)

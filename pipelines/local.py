@@ -6,6 +6,7 @@ SQLite database plus an artifact folder under ``$GENOPS_HOME`` (default ``./.gen
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,18 +42,29 @@ class RunSummary:
     registered: str | None = None
     experiment_id: str = ""
 
+    @property
+    def outcome(self) -> str:
+        """succeeded (registered), blocked (data gate), rejected (synthetic gate) or failed."""
+        return self.tags.get("genops.status", "failed")
+
     def render(self) -> str:
         lines = [
             f"MLflow run:        {self.run_id} ({self.status}) in {self.seconds:.0f} s",
+            f"Outcome:           {self.outcome}",
             f"Tracking URI:      {self.tracking_uri}",
             f"Registered model:  {self.registered or 'none'}",
+            f"Data bias gate:    {self.tags.get('genops.data_bias', 'not run')}",
+            f"Synthetic gate:    {self.tags.get('genops.synthetic_bias', 'not run')}",
         ]
+        if self.outcome != "succeeded" and "genops.failure" in self.tags:
+            lines.append(f"Reason:            {self.tags['genops.failure'][:600]}")
         for key in (
             "fidelity_column_shapes",
             "fidelity_pair_trends",
             "fidelity_quality",
             "utility_tstr_auc",
             "utility_trtr_auc",
+            "synthetic_bias_passed",
             "privacy_dcr_ratio",
             "privacy_exact_copy_share",
         ):
@@ -91,6 +103,11 @@ def run_local(
     tracking_uri = tracking_uri or default_tracking_uri()
     root = Path(pipeline_root or genops_home() / "kfp-local")
     root.mkdir(parents=True, exist_ok=True)
+    # Locally the components run in this interpreter (it holds genops and its pinned
+    # dependencies, as the image does); KFP warns about the non-Python base image each task.
+    warnings.filterwarnings(
+        "ignore", message="You may be attemping to run a task", category=RuntimeWarning
+    )
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     started = time.perf_counter()
     config_uri = config if "://" in config else str(Path(config).resolve())

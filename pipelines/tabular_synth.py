@@ -1,13 +1,15 @@
-"""The tabular-synth pipeline: prepare -> train -> evaluate -> register, tracked in MLflow.
+"""The tabular-synth pipeline, tracked in MLflow:
+
+prepare -> data bias gate -> train -> evaluate (+ synthetic-data bias gate) -> register.
 
 The same definition compiles to KFP IR YAML for the cluster and runs on one machine with
 ``kfp.local.SubprocessRunner``. Where it runs is configuration (tracking URI, image), never code.
 """
 
-
 from kfp import dsl
 
 from components.tabular import (
+    data_bias_check,
     evaluate_synthesizer,
     finish_run,
     prepare_data,
@@ -32,35 +34,43 @@ def tabular_synth_steps(
     closer.set_caching_options(False)
     with dsl.ExitHandler(closer, name="close-mlflow-run"):
         prep = prepare_data(config=config, tracking_uri=tracking_uri, run_id=run_id)
-        trained = train_synthesizer(
-            config=config,
-            train=prep.outputs["train"],
-            tracking_uri=tracking_uri,
-            run_id=run_id,
+        bias = data_bias_check(
+            config=config, train=prep.outputs["train"], tracking_uri=tracking_uri, run_id=run_id
         )
-        evaluated = evaluate_synthesizer(
-            config=config,
-            model=trained.outputs["model"],
-            train=prep.outputs["train"],
-            holdout=prep.outputs["holdout"],
-            tracking_uri=tracking_uri,
-            run_id=run_id,
-        )
-        register_model(
-            config=config,
-            model=trained.outputs["model"],
-            evaluation=evaluated.outputs["evaluation"],
-            tracking_uri=tracking_uri,
-            run_id=run_id,
-            dataset_hash=prep.outputs["dataset_hash"],
-            pipeline_version=pipeline_version,
-            git_commit=git_commit,
-        )
+        # Gate 1: the data bias verdict decides (policy block -> "stop": nothing is trained).
+        with dsl.If(bias.outputs["Output"] != "stop", name="data-bias-allows-training"):
+            trained = train_synthesizer(
+                config=config,
+                train=prep.outputs["train"],
+                tracking_uri=tracking_uri,
+                run_id=run_id,
+            )
+            evaluated = evaluate_synthesizer(
+                config=config,
+                model=trained.outputs["model"],
+                train=prep.outputs["train"],
+                holdout=prep.outputs["holdout"],
+                tracking_uri=tracking_uri,
+                run_id=run_id,
+                bias_decision=bias.outputs["Output"],
+            )
+            # Gate 2: a synthesizer that drops a group or amplifies bias is not registered.
+            with dsl.If(evaluated.outputs["Output"] == "passed", name="synthetic-bias-passed"):
+                register_model(
+                    config=config,
+                    model=trained.outputs["model"],
+                    evaluation=evaluated.outputs["evaluation"],
+                    tracking_uri=tracking_uri,
+                    run_id=run_id,
+                    dataset_hash=prep.outputs["dataset_hash"],
+                    pipeline_version=pipeline_version,
+                    git_commit=git_commit,
+                )
 
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Tabular synthetic-data generator: prepare, train, evaluate, register.",
+    description="Tabular synthetic-data generator: prepare, bias gate, train, evaluate, register.",
 )
 def tabular_synth(
     config_uri: str,

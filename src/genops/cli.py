@@ -40,7 +40,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("No model version was registered. See the task log above.", file=sys.stderr)
         return 1
     print(summary.render())
-    return 0 if summary.status == "FINISHED" else 1
+    # 0: a model version was registered; 3: a bias gate stopped the run; 1: a step failed.
+    return {"succeeded": 0, "blocked": 3, "rejected": 3}.get(summary.outcome, 1)
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:

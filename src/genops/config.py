@@ -80,7 +80,7 @@ class DatasetSpec(_Strict):
     sample_rows: int | None = Field(
         None, gt=0, description="Use a seeded random sample of this many rows (fast runs)."
     )
-    split: SplitSpec = Field(default_factory=SplitSpec)
+    split: SplitSpec = Field(default_factory=lambda: SplitSpec())
 
     @model_validator(mode="after")
     def _check_columns(self) -> DatasetSpec:
@@ -151,10 +151,10 @@ class RunConfig(_Strict):
     """A whole run of the tabular-synth pipeline."""
 
     dataset: DatasetSpec
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec())
+    evaluation: EvaluationSpec = Field(default_factory=lambda: EvaluationSpec())
     bias: BiasConfig = Field(default_factory=BiasConfig)
-    registry: RegistrySpec = Field(default_factory=RegistrySpec)
+    registry: RegistrySpec = Field(default_factory=lambda: RegistrySpec())
 
     @property
     def model_name(self) -> str:
@@ -191,7 +191,9 @@ def _resolve_sources(raw: dict[str, Any], spec_dir: Path) -> None:
     sources = raw.get("dataset", {}).get("sources")
     if isinstance(sources, list):
         raw["dataset"]["sources"] = [
-            s if "://" in str(s) or Path(str(s)).is_absolute() else str((spec_dir / str(s)).resolve())
+            s
+            if "://" in str(s) or Path(str(s)).is_absolute()
+            else str((spec_dir / str(s)).resolve())
             for s in sources
         ]
 

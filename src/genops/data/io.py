@@ -79,7 +79,7 @@ def read_table(
                 compression = "zip"
             frame = pd.read_csv(
                 io.BytesIO(raw),
-                compression=compression,  # type: ignore[arg-type]
+                compression=compression,
                 na_values=na_values or [],
                 keep_default_na=False,
                 skipinitialspace=True,

@@ -109,9 +109,7 @@ def profile_html(name: str, prof: dict[str, Any]) -> str:
             )
         else:
             top = list(p["shares"].items())[:6]
-            desc = f"{p['n_categories']} categories; " + ", ".join(
-                f"{k} {v:.1%}" for k, v in top
-            )
+            desc = f"{p['n_categories']} categories; " + ", ".join(f"{k} {v:.1%}" for k, v in top)
         rows.append(
             f"<tr><td>{html.escape(col)}</td><td>{p['type']}</td><td>{html.escape(desc)}</td></tr>"
         )

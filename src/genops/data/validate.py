@@ -158,11 +158,13 @@ def validate_frame(spec: DatasetSpec, frame: pd.DataFrame, source: str) -> Valid
     result = batch.validate(suite, result_format="SUMMARY")
     report = ValidationReport()
     for r in result.results:
+        cfg = r.expectation_config
+        assert cfg is not None  # GX always attaches the configuration to a result
         report.outcomes.append(
             ExpectationOutcome(
                 source=source,
-                expectation=r.expectation_config.type,
-                column=r.expectation_config.kwargs.get("column"),
+                expectation=cfg.type,
+                column=cfg.kwargs.get("column"),
                 success=bool(r.success),
                 detail=_describe(r, frame),
             )

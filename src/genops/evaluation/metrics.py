@@ -34,7 +34,9 @@ def categorical_shape(real: pd.Series, synthetic: pd.Series) -> float:
     p = real.astype(str).value_counts(normalize=True)
     q = synthetic.astype(str).value_counts(normalize=True)
     cats = p.index.union(q.index)
-    return float(1.0 - 0.5 * np.abs(p.reindex(cats, fill_value=0) - q.reindex(cats, fill_value=0)).sum())
+    return float(
+        1.0 - 0.5 * np.abs(p.reindex(cats, fill_value=0) - q.reindex(cats, fill_value=0)).sum()
+    )
 
 
 def column_shapes(
@@ -46,7 +48,9 @@ def column_shapes(
 
 
 def _binned(series: pd.Series, edges: np.ndarray) -> pd.Series:
-    return pd.Series(np.digitize(series.to_numpy(float), edges[1:-1]), index=series.index).astype(str)
+    return pd.Series(np.digitize(series.to_numpy(float), edges[1:-1]), index=series.index).astype(
+        str
+    )
 
 
 def pair_trends(
@@ -80,7 +84,10 @@ def pair_trends(
 
 
 def _encode_for_classifier(
-    frame: pd.DataFrame, features: list[str], categorical: list[str], categories: dict[str, list[str]]
+    frame: pd.DataFrame,
+    features: list[str],
+    categorical: list[str],
+    categories: dict[str, list[str]],
 ) -> pd.DataFrame:
     out = frame[features].copy()
     for c in features:
@@ -118,7 +125,9 @@ def classifier_utility(
     x_test = _encode_for_classifier(test, features, cat_features, categories)
     if len(np.unique(y_train)) < 2:
         # A synthesizer that never produces one class gives a useless classifier.
-        return UtilityResult(auc=0.5, f1=0.0), np.full(len(test), int(y_train[0]) if len(y_train) else 0)
+        return UtilityResult(auc=0.5, f1=0.0), np.full(
+            len(test), int(y_train[0]) if len(y_train) else 0
+        )
     model = HistGradientBoostingClassifier(
         categorical_features="from_dtype", random_state=seed, max_iter=200
     )
@@ -167,9 +176,7 @@ def privacy(
 ) -> PrivacyResult:
     """Distance to closest training record, synthetic vs a real holdout baseline."""
     rng = np.random.default_rng(seed)
-    stats = {
-        c: (float(train[c].mean()), float(train[c].std() or 1.0)) for c in continuous
-    }
+    stats = {c: (float(train[c].mean()), float(train[c].std() or 1.0)) for c in continuous}
     categories = {c: sorted(train[c].astype(str).unique()) for c in categorical}
     reference = _privacy_matrix(train, continuous, categorical, stats, categories)
     nn = NearestNeighbors(n_neighbors=1).fit(reference)

@@ -15,7 +15,6 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-
 PIPELINE_TAGS = ("genops.pipeline", "genops.pipeline_version", "genops.git_commit")
 STATUS_TAG = "genops.status"
 
@@ -40,7 +39,9 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     if experiment is not None:
         return str(experiment.experiment_id)
     with contextlib.suppress(mlflow.exceptions.MlflowException):
-        return str(client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri)))
+        return str(
+            client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri))
+        )
     # Created concurrently by another worker.
     found = client.get_experiment_by_name(name)
     assert found is not None
@@ -67,7 +68,9 @@ def step_run(tracking_uri: str, parent_run_id: str, step: str) -> Iterator[Any]:
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
     parent = client.get_run(parent_run_id)
-    tags = {k: v for k, v in parent.data.tags.items() if k.startswith("genops.") and k != STATUS_TAG}
+    tags = {
+        k: v for k, v in parent.data.tags.items() if k.startswith("genops.") and k != STATUS_TAG
+    }
     child = client.create_run(
         parent.info.experiment_id,
         run_name=step,
@@ -83,19 +86,27 @@ def step_run(tracking_uri: str, parent_run_id: str, step: str) -> Iterator[Any]:
         raise
 
 
+# Outcomes of a pipeline run that did its job: a model was registered, or a gate stopped it
+# (the data bias gate under policy 'block', or the synthetic-data bias gate). Anything else
+# (a step raised, or the run never reached an outcome) ends the MLflow run as FAILED.
+GATE_OUTCOMES = ("succeeded", "blocked", "rejected")
+
+
 def finish_pipeline_run(tracking_uri: str, run_id: str) -> str:
-    """End the parent run: FINISHED when the last step tagged it succeeded, else FAILED."""
+    """End the parent run: FINISHED for a gate outcome or success, else FAILED."""
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
     status = client.get_run(run_id).data.tags.get(STATUS_TAG, "running")
-    final = "FINISHED" if status == "succeeded" else "FAILED"
+    final = "FINISHED" if status in GATE_OUTCOMES else "FAILED"
     if status == "running":
         client.set_tag(run_id, STATUS_TAG, "failed")
     client.set_terminated(run_id, status=final)
     return final
 
 
-def log_parent(tracking_uri: str, run_id: str, metrics: dict[str, float], params: dict[str, Any]) -> None:
+def log_parent(
+    tracking_uri: str, run_id: str, metrics: dict[str, float], params: dict[str, Any]
+) -> None:
     """Copy headline values onto the parent run, so the run list shows them."""
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()

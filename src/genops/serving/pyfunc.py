@@ -15,6 +15,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import ColSpec, Schema
 
 from genops.serving.request import DEFAULT_MAX_ROWS, validate_request
@@ -22,7 +23,7 @@ from genops.serving.request import DEFAULT_MAX_ROWS, validate_request
 SYNTHESIZER_ARTIFACT = "synthesizer"
 
 
-class SynthesizerModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class SynthesizerModel(PythonModel):
     """Wraps any genops synthesizer saved with ``save(path)``."""
 
     def load_context(self, context: Any) -> None:

@@ -134,15 +134,108 @@ def prepare(
         }
         mlflow.log_metrics({k: float(v) for k, v in rows.items()})
         mlflow.log_params({"dataset_hash": data.dataset_hash, "sources": json.dumps(spec.sources)})
-        dataset = mlflow.data.from_pandas(
+        from mlflow.data import pandas_dataset
+
+        dataset = pandas_dataset.from_pandas(
             data.train, source=spec.sources[0], name=f"{spec.name}-train", targets=spec.target
         )
-        mlflow.log_input(dataset, context="training", tags={"genops.dataset_hash": data.dataset_hash})
+        mlflow.log_input(
+            dataset, context="training", tags={"genops.dataset_hash": data.dataset_hash}
+        )
         mlflow.MlflowClient().set_tag(run_id, "genops.dataset_hash", data.dataset_hash)
     return {"dataset_hash": data.dataset_hash, **rows}
 
 
+# ---------------------------------------------------------------- data bias gate
+
+
+@dataclass
+class ReportOutputs:
+    verdict_json: str
+    html: str
+    markdown: str
+
+
+def _log_verdict(verdict: Any, html_text: str, md_text: str, folder: str, shares: Any) -> None:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from genops.bias import bias_figures
+
+    mlflow.log_text(verdict.to_json(), f"{folder}/verdict.json")
+    mlflow.log_text(html_text, f"{folder}/report.html")
+    mlflow.log_text(md_text, f"{folder}/report.md")
+    for attribute, fig in bias_figures(shares).items():
+        mlflow.log_figure(fig, f"{folder}/group_shares_{attribute}.png")
+        plt.close(fig)
+    mlflow.log_metrics(
+        {
+            f"{folder}_passed": float(verdict.passed),
+            f"{folder}_failures": float(len(verdict.failures)),
+        }
+    )
+
+
+def data_bias_check(
+    config_path: str | Path,
+    train_path: str | Path,
+    tracking_uri: str,
+    run_id: str,
+    out: ReportOutputs,
+) -> str:
+    """The pre-training bias gate; returns the decision: continue, stop or mitigate."""
+    import mlflow
+
+    from genops.bias import (
+        data_bias_verdict,
+        decide,
+        failure_message,
+        group_stats_by_dataset,
+        render_html,
+        render_markdown,
+    )
+    from genops.data import read_parquet
+    from genops.registry.tracking import STATUS_TAG, step_run
+
+    config = read_run_config(config_path)
+    spec = config.dataset
+    frame = read_parquet(train_path, spec)
+    with step_run(tracking_uri, run_id, "data-bias-check"):
+        verdict = data_bias_verdict(
+            frame, spec.sensitive_attributes, spec.target, spec.positive_label, config.bias
+        )
+        decision = decide(verdict)
+        shares = group_stats_by_dataset(
+            {"real": frame}, spec.sensitive_attributes, spec.target, spec.positive_label
+        )
+        html_text = render_html(verdict, shares, title=f"Data bias check: {spec.name}")
+        md_text = render_markdown(verdict, title=f"Data bias check: {spec.name}")
+        _write_text(out.verdict_json, verdict.to_json())
+        _write_text(out.html, html_text)
+        _write_text(out.markdown, md_text)
+        _log_verdict(verdict, html_text, md_text, "data_bias", shares)
+        mlflow.set_tags(
+            {"genops.data_bias_passed": str(verdict.passed), "genops.decision": decision}
+        )
+        client = mlflow.MlflowClient()
+        client.set_tag(run_id, "genops.data_bias", "passed" if verdict.passed else "failed")
+        if decision == "stop":
+            message = failure_message(verdict)
+            client.set_tag(run_id, STATUS_TAG, "blocked")
+            client.set_tag(run_id, "genops.failure", message[:4000])
+            client.set_tag(run_id, "genops.failed_step", "data-bias-check")
+    return decision
+
+
 # ---------------------------------------------------------------- train
+
+
+def conditional_columns(config: RunConfig) -> list[str]:
+    """What a conditional synthesizer is conditioned on: the sensitive attributes and the
+    target. Their joint distribution is then reproduced from the training frequencies, and
+    the mitigation can ask for any mix of groups and labels."""
+    spec = config.dataset
+    return [*spec.sensitive_attributes, spec.target]
 
 
 def build_synthesizer(config: RunConfig, params_override: dict[str, Any] | None = None) -> Any:
@@ -165,7 +258,7 @@ def build_synthesizer(config: RunConfig, params_override: dict[str, Any] | None 
         categorical_columns=spec.categorical_columns,
         continuous_columns=spec.continuous_columns,
         params=params,
-        conditional_columns=list(spec.sensitive_attributes) if m.conditional else None,
+        conditional_columns=conditional_columns(config) if m.conditional else None,
         seed=m.seed,
         device=m.device,
     )
@@ -248,6 +341,14 @@ def train(
 # ---------------------------------------------------------------- evaluate
 
 
+@dataclass
+class EvaluateOutputs:
+    synthetic: str
+    report_html: str
+    evaluation_json: str
+    bias: ReportOutputs
+
+
 def evaluate(
     config_path: str | Path,
     model_dir: str | Path,
@@ -255,28 +356,54 @@ def evaluate(
     holdout_path: str | Path,
     tracking_uri: str,
     run_id: str,
-    synthetic_out: str | Path,
-    report_out: str | Path,
-    evaluation_out: str | Path,
-) -> dict[str, float]:
-    """Generate synthetic rows and score them against the real data."""
+    bias_decision: str,
+    out: EvaluateOutputs,
+) -> tuple[dict[str, float], bool]:
+    """Generate synthetic rows, score them against the real data and run the synthetic-data
+    bias gate. Under the ``mitigate`` decision the rows are sampled to the configured target
+    distribution. Returns the metrics and whether the synthetic gate passed."""
     import mlflow
 
+    from genops.bias import (
+        data_bias_report,
+        downstream_fairness,
+        group_stats_by_dataset,
+        mitigation_condition_frame,
+        render_markdown,
+        synthetic_bias_verdict,
+    )
+    from genops.bias import (
+        render_html as render_bias_html,
+    )
     from genops.data import read_parquet, write_parquet
     from genops.evaluation import evaluate as score
     from genops.evaluation import render_html
     from genops.models import load_synthesizer
-    from genops.registry.tracking import log_parent, step_run
+    from genops.registry.tracking import STATUS_TAG, log_parent, step_run
 
     config = read_run_config(config_path)
     spec = config.dataset
+    attrs = spec.sensitive_attributes
     train_frame = read_parquet(train_path, spec)
     holdout = read_parquet(holdout_path, spec)
     synthesizer = load_synthesizer(Path(model_dir) / "synthesizer")
     n = config.evaluation.synthetic_rows or len(train_frame)
+    mitigated = bias_decision == "mitigate"
     with step_run(tracking_uri, run_id, "evaluate"):
-        synthetic = synthesizer.sample(n, seed=config.evaluation.seed)
-        write_parquet(synthetic, synthetic_out)
+        if mitigated:
+            conditions = mitigation_condition_frame(
+                train_frame,
+                attrs,
+                spec.target,
+                config.bias,
+                n,
+                spec.positive_label,
+                seed=config.evaluation.seed,
+            )
+            synthetic = synthesizer.sample_conditions(conditions, seed=config.evaluation.seed)
+        else:
+            synthetic = synthesizer.sample(n, seed=config.evaluation.seed)
+        write_parquet(synthetic, out.synthetic)
         result = score(
             spec,
             train_frame,
@@ -286,14 +413,100 @@ def evaluate(
             seed=config.evaluation.seed,
         )
         report = render_html(spec, result, train_frame, synthetic)
-        _write_text(report_out, report)
-        _write_text(evaluation_out, json.dumps(result.to_dict(), indent=2))
+        _write_text(out.report_html, report)
+        _write_text(out.evaluation_json, json.dumps(result.to_dict(), indent=2))
         mlflow.log_metrics(result.metrics)
         mlflow.log_metrics({f"shape_{k}": v for k, v in result.column_shapes.items()})
         mlflow.log_text(report, "evaluation/report.html")
         mlflow.log_dict(result.to_dict(), "evaluation/evaluation.json")
-        log_parent(tracking_uri, run_id, result.metrics, {})
-    return result.metrics
+
+        fairness = downstream_fairness(
+            holdout[spec.target].astype(str).eq(spec.positive_label).to_numpy(int),
+            result.predictions["synthetic_trained"],
+            result.predictions["real_trained"],
+            holdout[attrs],
+            positive_label=1,
+            thresholds=config.bias.synthetic,
+        )
+        verdict = synthetic_bias_verdict(
+            train_frame,
+            synthetic,
+            attrs,
+            spec.target,
+            spec.positive_label,
+            config.bias,
+            continuous_columns=spec.continuous_columns,
+            categorical_columns=spec.categorical_columns,
+            fairness=fairness,
+        )
+        # The pre-training metrics on the synthetic rows, beside the real data's: the
+        # effect of the synthesizer (and of mitigation) on the released data.
+        data_side = {
+            "real": data_bias_report(
+                train_frame, attrs, spec.target, spec.positive_label, config.bias
+            ),
+            "synthetic": data_bias_report(
+                synthetic, attrs, spec.target, spec.positive_label, config.bias
+            ),
+        }
+        comparison: list[dict[str, Any]] = [
+            {
+                "metric": r.metric,
+                "attribute": r.attribute,
+                "groups": r.groups,
+                "real": r.value,
+                "synthetic": s.value,
+            }
+            for r, s in zip(data_side["real"], data_side["synthetic"], strict=False)
+            if r.metric == s.metric and r.groups == s.groups
+        ]
+        shares = group_stats_by_dataset(
+            {"real": train_frame, "synthetic": synthetic}, attrs, spec.target, spec.positive_label
+        )
+        title = f"Synthetic-data bias check: {spec.name}" + (" (mitigated)" if mitigated else "")
+        html_text = render_bias_html(verdict, shares, title=title)
+        html_text = html_text.replace("</body>", _comparison_html(comparison) + "</body>")
+        md_text = render_markdown(verdict, title=title)
+        _write_text(out.bias.verdict_json, verdict.to_json())
+        _write_text(out.bias.html, html_text)
+        _write_text(out.bias.markdown, md_text)
+        _log_verdict(verdict, html_text, md_text, "synthetic_bias", shares)
+        mlflow.log_dict(
+            {"mitigated": mitigated, "rows": comparison}, "synthetic_bias/real_vs_synthetic.json"
+        )
+        for row in comparison:
+            if row["metric"] == "DPL" and len(row["groups"]) == 1:
+                key = f"{row['attribute']}_{row['groups'][0]}".replace(" ", "_")
+                mlflow.log_metrics(
+                    {f"dpl_real_{key}": row["real"], f"dpl_synthetic_{key}": row["synthetic"]}
+                )
+        headline = {**result.metrics, "synthetic_bias_passed": float(verdict.passed)}
+        log_parent(tracking_uri, run_id, headline, {"mitigated": str(mitigated)})
+        client = mlflow.MlflowClient()
+        client.set_tag(run_id, "genops.synthetic_bias", "passed" if verdict.passed else "failed")
+        if not verdict.passed:
+            from genops.bias import failure_message
+
+            client.set_tag(run_id, STATUS_TAG, "rejected")
+            client.set_tag(run_id, "genops.failure", failure_message(verdict)[:4000])
+            client.set_tag(run_id, "genops.failed_step", "evaluate")
+    return result.metrics, verdict.passed
+
+
+def _comparison_html(rows: list[dict[str, Any]]) -> str:
+    import html as html_lib
+
+    body = "".join(
+        f"<tr><td>{html_lib.escape(r['metric'])}</td><td>{html_lib.escape(r['attribute'])}</td>"
+        f"<td>{html_lib.escape(', '.join(map(str, r['groups'])))}</td>"
+        f"<td class=num>{r['real']:.4f}</td><td class=num>{r['synthetic']:.4f}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<h2>Pre-training metrics: real training data vs released synthetic data</h2>"
+        "<table><thead><tr><th>metric</th><th>attribute</th><th>groups</th><th>real</th>"
+        f"<th>synthetic</th></tr></thead><tbody>{body}</tbody></table>"
+    )
 
 
 # ---------------------------------------------------------------- register

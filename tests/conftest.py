@@ -1,0 +1,57 @@
+"""Shared fixtures: paths, small frames built in memory, a local MLflow store per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ADULT_CONFIG = REPO / "pipelines" / "configs" / "adult.yaml"
+ADULT_FAST_CONFIG = REPO / "pipelines" / "configs" / "adult-fast.yaml"
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    """A fresh SQLite MLflow store for one test."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def small_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """A toy table with the shapes the library must handle: bimodal, integer, categoricals."""
+    rng = np.random.default_rng(seed)
+    group = rng.choice(["a", "b"], size=n, p=[0.6, 0.4])
+    mode = rng.random(n) < 0.5
+    income = np.where(mode, rng.normal(20, 2, n), rng.normal(60, 5, n))
+    label = np.where(income + rng.normal(0, 5, n) > 40, "yes", "no")
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 70, n),
+            "income": income.round(3),
+            "group": group,
+            "color": rng.choice(["red", "green", "blue"], size=n),
+            "label": label,
+        }
+    )
+
+
+SMALL_SPEC = {
+    "name": "toy",
+    "sources": ["toy.csv"],
+    "target": "label",
+    "positive_label": "yes",
+    "sensitive_attributes": ["group"],
+    "columns": {
+        "age": {"type": "continuous", "min": 18, "max": 70},
+        "income": {"type": "continuous"},
+        "group": {"type": "categorical", "allowed": ["a", "b"]},
+        "color": {"type": "categorical", "allowed": ["red", "green", "blue"]},
+        "label": {"type": "categorical", "allowed": ["yes", "no"]},
+    },
+}

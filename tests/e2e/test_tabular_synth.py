@@ -1,0 +1,131 @@
+"""The whole tabular-synth pipeline through KFP's local runner, on the fast Adult config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from genops.config import load_config
+from pipelines.local import RunSummary, run_local
+from tests.conftest import ADULT_FAST_CONFIG
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> RunSummary:
+    home = tmp_path_factory.mktemp("genops-home")
+    return run_local(
+        "tabular-synth",
+        str(ADULT_FAST_CONFIG),
+        tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
+        pipeline_root=str(home / "kfp"),
+    )
+
+
+def test_run_finishes_and_registers_a_version(finished: RunSummary) -> None:
+    assert finished.status == "FINISHED"
+    assert finished.registered == "adult-synthesizer/1"
+    assert finished.tags["genops.status"] == "succeeded"
+    assert len(finished.tags["genops.dataset_hash"]) == 64
+
+
+def test_metrics_are_in_their_valid_ranges(finished: RunSummary) -> None:
+    m = finished.metrics
+    for key in (
+        "fidelity_column_shapes",
+        "fidelity_pair_trends",
+        "fidelity_quality",
+        "utility_tstr_auc",
+        "utility_trtr_auc",
+        "privacy_exact_copy_share",
+    ):
+        assert 0.0 <= m[key] <= 1.0, key
+    assert m["utility_trtr_auc"] > 0.8  # real Adult data is learnable
+    assert m["fidelity_column_shapes"] > 0.6  # even 5 epochs learn the marginals roughly
+    assert m["privacy_dcr_synthetic_median"] > 0.0
+    print(finished.render())
+
+
+def test_each_step_logged_a_nested_run(finished: RunSummary) -> None:
+    mlflow.set_tracking_uri(finished.tracking_uri)
+    children = mlflow.search_runs(
+        [finished.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{finished.run_id}'",
+        output_format="list",
+    )
+    steps = {r.data.tags["genops.step"]: r for r in children}
+    assert set(steps) == {"prepare", "train", "evaluate", "register"}
+    assert all(r.info.status == "FINISHED" for r in children)
+    client = mlflow.MlflowClient()
+    train = steps["train"]
+    history = client.get_metric_history(train.info.run_id, "train_loss")
+    assert len(history) == load_config(ADULT_FAST_CONFIG).model.epochs
+    artifacts = {a.path for a in client.list_artifacts(train.info.run_id, "plots")}
+    assert "plots/loss_curve.png" in artifacts
+    evaluate_files = {
+        a.path for a in client.list_artifacts(steps["evaluate"].info.run_id, "evaluation")
+    }
+    assert "evaluation/report.html" in evaluate_files
+    prepare_run = client.get_run(steps["prepare"].info.run_id)
+    assert prepare_run.inputs.dataset_inputs, "the training data is logged as an MLflow dataset"
+
+
+def test_registered_model_samples_the_real_schema(finished: RunSummary) -> None:
+    mlflow.set_tracking_uri(finished.tracking_uri)
+    spec = load_config(ADULT_FAST_CONFIG).dataset
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("adult-synthesizer", "challenger")
+    assert version.tags["genops.dataset_hash"] == finished.tags["genops.dataset_hash"]
+    assert version.tags["genops.git_commit"] == finished.tags["genops.git_commit"]
+    assert version.tags["genops.pipeline_version"] == finished.tags["genops.pipeline_version"]
+    model = mlflow.pyfunc.load_model("models:/adult-synthesizer@challenger")
+    rows = model.predict(
+        pd.DataFrame({"num_rows": [200], "conditions": ["sex=Female"], "seed": [1]})
+    )
+    assert list(rows.columns) == list(spec.columns)
+    assert len(rows) == 200
+    assert (rows["sex"] == "Female").all()
+    for name, col in spec.columns.items():
+        if col.type == "continuous":
+            assert pd.api.types.is_numeric_dtype(rows[name]), name
+            assert rows[name].min() >= col.min and rows[name].max() <= col.max, name
+        elif col.allowed is not None:
+            assert set(rows[name]) <= set(col.allowed), name
+    again = model.predict(
+        pd.DataFrame({"num_rows": [200], "conditions": ["sex=Female"], "seed": [1]})
+    )
+    pd.testing.assert_frame_equal(rows, again)
+
+
+def test_bad_input_fails_at_prepare_and_registers_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    frame = pd.read_csv(ADULT_FAST_CONFIG.parent / "../../data/adult/adult_train.csv.gz", nrows=500)
+    frame.drop(columns=["hours_per_week"]).to_csv(bad, index=False)
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        yaml.safe_dump({"base": str(ADULT_FAST_CONFIG), "dataset": {"sources": [str(bad)]}})
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(RuntimeError, match="prepare-data"):
+        run_local("tabular-synth", str(config), tracking_uri=uri, pipeline_root=str(tmp_path / "k"))
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    assert client.search_registered_models() == []
+    parents = [
+        r
+        for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+        if "mlflow.parentRunId" not in r.data.tags
+    ]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FAILED"  # closed by the exit handler
+    assert parent.data.tags["genops.failed_step"] == "prepare"
+    assert (
+        "column 'hours_per_week' failed expect_column_to_exist"
+        in parent.data.tags["genops.failure"]
+    )

@@ -17,6 +17,7 @@ from components.tabular import (
     start_run,
     train_synthesizer,
 )
+from pipelines.cluster import configure_task
 
 PIPELINE_NAME = "tabular-synth"
 
@@ -30,20 +31,28 @@ def tabular_synth_steps(
     run_id: str,
 ):
     """The steps, inside an exit handler that always closes the MLflow parent run."""
-    closer = finish_run(tracking_uri=tracking_uri, run_id=run_id)
+    closer = configure_task(finish_run(tracking_uri=tracking_uri, run_id=run_id))
     closer.set_caching_options(False)
     with dsl.ExitHandler(closer, name="close-mlflow-run"):
-        prep = prepare_data(config=config, tracking_uri=tracking_uri, run_id=run_id)
-        bias = data_bias_check(
-            config=config, train=prep.outputs["train"], tracking_uri=tracking_uri, run_id=run_id
-        )
-        # Gate 1: the data bias verdict decides (policy block -> "stop": nothing is trained).
-        with dsl.If(bias.outputs["Output"] != "stop", name="data-bias-allows-training"):
-            trained = train_synthesizer(
+        prep = configure_task(prepare_data(config=config, tracking_uri=tracking_uri, run_id=run_id))
+        bias = configure_task(
+            data_bias_check(
                 config=config,
                 train=prep.outputs["train"],
                 tracking_uri=tracking_uri,
                 run_id=run_id,
+            )
+        )
+        # Gate 1: the data bias verdict decides (policy block -> "stop": nothing is trained).
+        with dsl.If(bias.outputs["Output"] != "stop", name="data-bias-allows-training"):
+            trained = configure_task(
+                train_synthesizer(
+                    config=config,
+                    train=prep.outputs["train"],
+                    tracking_uri=tracking_uri,
+                    run_id=run_id,
+                ),
+                "gpu",
             )
             evaluated = evaluate_synthesizer(
                 config=config,
@@ -54,9 +63,10 @@ def tabular_synth_steps(
                 run_id=run_id,
                 bias_decision=bias.outputs["Output"],
             )
+            configure_task(evaluated)
             # Gate 2: a synthesizer that drops a group or amplifies bias is not registered.
             with dsl.If(evaluated.outputs["Output"] == "passed", name="synthetic-bias-passed"):
-                register_model(
+                registered = register_model(
                     config=config,
                     model=trained.outputs["model"],
                     evaluation=evaluated.outputs["evaluation"],
@@ -66,6 +76,7 @@ def tabular_synth_steps(
                     pipeline_version=pipeline_version,
                     git_commit=git_commit,
                 )
+                configure_task(registered)
 
 
 @dsl.pipeline(
@@ -89,6 +100,7 @@ def tabular_synth(
         git_commit=git_commit,
     )
     start.set_caching_options(False)
+    configure_task(start)
     tabular_synth_steps(
         config=start.outputs["config"],
         tracking_uri=tracking_uri,

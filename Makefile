@@ -68,6 +68,25 @@ mlflow-ui: $(STAMP) ## open the MLflow UI over the local store `make run` writes
 	  --backend-store-uri sqlite:///$(GENOPS_HOME)/mlflow.db \
 	  --default-artifact-root $(GENOPS_HOME)/mlartifacts
 
+.PHONY: tf-plan tf-apply tf-destroy tf-test tf-checkov platform
+tf-plan: ## terraform plan for ENV=dev|prod (AWS credentials + terraform/envs/$(ENV)/backend.hcl)
+	terraform/scripts/tf.sh plan $(ENV)
+
+tf-apply: ## terraform apply for ENV (asks for confirmation)
+	terraform/scripts/tf.sh apply $(ENV)
+
+tf-destroy: ## terraform destroy for ENV (asks for confirmation)
+	terraform/scripts/tf.sh destroy $(ENV)
+
+tf-test: ## offline: terraform fmt-check, validate, terraform test (mocked AWS) for dev, prod, modules
+	terraform/scripts/tf.sh offline-test
+
+tf-checkov: ## checkov over terraform/ (in its own venv, .venv-checkov)
+	terraform/scripts/ensure-checkov.sh && .venv-checkov/bin/checkov -d terraform --framework terraform --compact --skip-download
+
+platform: ## install cert-manager, KFP, KServe, autoscaler and the genops config on the ENV cluster
+	k8s/scripts/platform.sh apply $(ENV)
+
 .PHONY: lock
 lock: ## re-create constraints.txt from a fresh resolve of pyproject.toml
 	rm -rf .venv-lock && python3 -m venv .venv-lock

@@ -155,6 +155,70 @@ def register_model(
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def bless_model(
+    config: Input[Artifact],
+    evaluation: Input[Artifact],
+    tracking_uri: str,
+    run_id: str,
+    model_version: str,
+    blessing: Output[Artifact],
+    summary: Output[Markdown],
+) -> str:
+    """Thresholds + no regression against the champion; returns blessed / not_blessed."""
+    from genops.steps import tabular
+
+    blessed = tabular.bless(
+        config.path,
+        evaluation.path,
+        tracking_uri,
+        run_id,
+        model_version,
+        blessing.path,
+        summary.path,
+    )
+    blessing.metadata["blessed"] = blessed
+    return "blessed" if blessed else "not_blessed"
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def promote_model(
+    config: Input[Artifact], tracking_uri: str, run_id: str, model_version: str
+) -> str:
+    """Move the champion alias to the blessed version; returns the replaced version."""
+    from genops.steps import tabular
+
+    return tabular.promote(config.path, tracking_uri, run_id, model_version)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def deploy_model(
+    config: Input[Artifact], tracking_uri: str, run_id: str, model_version: str
+) -> str:
+    """Deploy the champion to the configured target (none, local, kserve); returns the URL."""
+    from genops.steps import tabular
+
+    return tabular.deploy(config.path, tracking_uri, run_id, model_version)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def smoke_test_endpoint(
+    config: Input[Artifact], tracking_uri: str, run_id: str, endpoint: str
+) -> str:
+    """Call the deployed endpoint and check the response schema; returns passed / failed."""
+    from genops.steps import tabular
+
+    return "passed" if tabular.smoke_test(config.path, tracking_uri, run_id, endpoint) else "failed"
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def rollback_champion(config: Input[Artifact], tracking_uri: str, run_id: str) -> str:
+    """Move the champion alias back to the previous champion."""
+    from genops.steps import tabular
+
+    return tabular.rollback(config.path, tracking_uri, run_id)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def finish_run(tracking_uri: str, run_id: str) -> str:
     """Exit handler: close the MLflow parent run as FINISHED or FAILED."""
     from genops.steps import tabular

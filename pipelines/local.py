@@ -55,6 +55,14 @@ class RunSummary:
             f"Registered model:  {self.registered or 'none'}",
             f"Data bias gate:    {self.tags.get('genops.data_bias', 'not run')}",
             f"Synthetic gate:    {self.tags.get('genops.synthetic_bias', 'not run')}",
+            f"Blessed:           {self.tags.get('genops.blessed', 'not judged')}",
+            f"Champion:          {self.tags.get('genops.champion', 'unchanged')}",
+            f"Endpoint:          {self.tags.get('genops.endpoint', 'none')}"
+            + (
+                f" (smoke test {self.tags['genops.smoke_test']})"
+                if "genops.smoke_test" in self.tags
+                else ""
+            ),
         ]
         if self.outcome != "succeeded" and "genops.failure" in self.tags:
             lines.append(f"Reason:            {self.tags['genops.failure'][:600]}")

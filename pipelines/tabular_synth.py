@@ -1,6 +1,7 @@
 """The tabular-synth pipeline, tracked in MLflow:
 
-prepare -> data bias gate -> train -> evaluate (+ synthetic-data bias gate) -> register.
+prepare -> data bias gate -> train -> evaluate (+ synthetic-data bias gate) -> register
+-> bless -> promote -> deploy -> smoke test (-> rollback).
 
 The same definition compiles to KFP IR YAML for the cluster and runs on one machine with
 ``kfp.local.SubprocessRunner``. Where it runs is configuration (tracking URI, image), never code.
@@ -9,11 +10,16 @@ The same definition compiles to KFP IR YAML for the cluster and runs on one mach
 from kfp import dsl
 
 from components.tabular import (
+    bless_model,
     data_bias_check,
+    deploy_model,
     evaluate_synthesizer,
     finish_run,
     prepare_data,
+    promote_model,
     register_model,
+    rollback_champion,
+    smoke_test_endpoint,
     start_run,
     train_synthesizer,
 )
@@ -77,11 +83,56 @@ def tabular_synth_steps(
                     git_commit=git_commit,
                 )
                 configure_task(registered)
+                version = registered.outputs["Output"]
+                blessing = configure_task(
+                    bless_model(
+                        config=config,
+                        evaluation=evaluated.outputs["evaluation"],
+                        tracking_uri=tracking_uri,
+                        run_id=run_id,
+                        model_version=version,
+                    )
+                )
+                # Gate 3: blessed -> champion and deployed; else the version stays challenger.
+                with dsl.If(blessing.outputs["Output"] == "blessed", name="blessed"):
+                    promoted = configure_task(
+                        promote_model(
+                            config=config,
+                            tracking_uri=tracking_uri,
+                            run_id=run_id,
+                            model_version=version,
+                        )
+                    )
+                    deployed = configure_task(
+                        deploy_model(
+                            config=config,
+                            tracking_uri=tracking_uri,
+                            run_id=run_id,
+                            model_version=version,
+                        ).after(promoted)
+                    )
+                    smoke = configure_task(
+                        smoke_test_endpoint(
+                            config=config,
+                            tracking_uri=tracking_uri,
+                            run_id=run_id,
+                            endpoint=deployed.output,
+                        )
+                    )
+                    with dsl.If(smoke.output == "failed", name="smoke-test-failed"):
+                        configure_task(
+                            rollback_champion(
+                                config=config, tracking_uri=tracking_uri, run_id=run_id
+                            )
+                        )
 
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Tabular synthetic-data generator: prepare, bias gate, train, evaluate, register.",
+    description=(
+        "Tabular synthetic-data generator: prepare, bias gate, train, evaluate, register, "
+        "bless, promote, deploy."
+    ),
 )
 def tabular_synth(
     config_uri: str,

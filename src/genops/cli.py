@@ -40,8 +40,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("No model version was registered. See the task log above.", file=sys.stderr)
         return 1
     print(summary.render())
-    # 0: a model version was registered; 3: a bias gate stopped the run; 1: a step failed.
-    return {"succeeded": 0, "blocked": 3, "rejected": 3}.get(summary.outcome, 1)
+    # 0: a model version was registered; 3: a gate stopped the run or the smoke test rolled
+    # the champion back; 1: a step failed.
+    return {"succeeded": 0, "blocked": 3, "rejected": 3, "rolled_back": 3}.get(summary.outcome, 1)
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:

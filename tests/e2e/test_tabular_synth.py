@@ -31,6 +31,9 @@ def test_run_finishes_and_registers_a_version(finished: RunSummary) -> None:
     assert finished.status == "FINISHED"
     assert finished.registered == "adult-synthesizer/1"
     assert finished.tags["genops.status"] == "succeeded"
+    # the first model ever is judged on thresholds alone, blessed and promoted
+    assert finished.tags["genops.blessed"] == "true"
+    assert finished.tags["genops.champion"] == "adult-synthesizer@champion: none -> v1"
     assert len(finished.tags["genops.dataset_hash"]) == 64
 
 
@@ -59,7 +62,17 @@ def test_each_step_logged_a_nested_run(finished: RunSummary) -> None:
         output_format="list",
     )
     steps = {r.data.tags["genops.step"]: r for r in children}
-    assert set(steps) == {"prepare", "train", "evaluate", "register"}
+    assert set(steps) == {
+        "prepare",
+        "data-bias-check",
+        "train",
+        "evaluate",
+        "register",
+        "bless",
+        "promote",
+        "deploy",
+        "smoke-test",
+    }
     assert all(r.info.status == "FINISHED" for r in children)
     client = mlflow.MlflowClient()
     train = steps["train"]
@@ -129,3 +142,36 @@ def test_bad_input_fails_at_prepare_and_registers_nothing(tmp_path: Path) -> Non
         "column 'hours_per_week' failed expect_column_to_exist"
         in parent.data.tags["genops.failure"]
     )
+
+
+def test_a_worse_candidate_is_not_promoted(finished: RunSummary, tmp_path: Path) -> None:
+    """Runs last in this module: it registers v2 against the same store."""
+    worse = tmp_path / "worse.yaml"
+    worse.write_text(
+        yaml.safe_dump(
+            {
+                "base": str(ADULT_FAST_CONFIG),
+                # an (almost) untrained synthesizer: its rows carry no signal for the label
+                "model": {"epochs": 1, "learning_rate": 1e-6},
+                # let it through the quality floors, so only the no-regression rule judges it
+                "blessing": {"min_metrics": {}},
+                "bias": {"synthetic": {"min_group_shape_score": None}},
+            }
+        )
+    )
+    second = run_local(
+        "tabular-synth",
+        str(worse),
+        tracking_uri=finished.tracking_uri,
+        pipeline_root=str(tmp_path / "kfp"),
+    )
+    assert second.outcome == "succeeded" and second.registered == "adult-synthesizer/2"
+    assert second.tags["genops.blessed"] == "false"
+    assert "genops.champion" not in second.tags  # no promotion, nothing deployed
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("adult-synthesizer", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("adult-synthesizer", "challenger").version) == "2"
+    v2 = client.get_model_version("adult-synthesizer", "2")
+    assert v2.tags["genops.blessing"].startswith("not blessed:")
+    assert "(regression)" in v2.tags["genops.blessing"]
+    assert "champion v1" in v2.tags["genops.blessing"]

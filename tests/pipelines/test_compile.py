@@ -36,8 +36,16 @@ def test_tabular_synth_compiles_with_versioned_images(tmp_path: Path) -> None:
     assert "data-bias-check" in condition and "!= 'stop'" in condition
     # gate 2: registration only when the synthetic-data bias gate passed
     gate2 = ir["components"]["comp-condition-3"]["dag"]["tasks"]
-    assert set(gate2) == {"register-model"}
+    assert {"register-model", "bless-model"} <= set(gate2)
     assert "== 'passed'" in gate1["condition-3"]["triggerPolicy"]["condition"]
+    # gate 3: only a blessed version is promoted, deployed and smoke-tested
+    blessed = ir["components"]["comp-condition-4"]["dag"]["tasks"]
+    assert {"promote-model", "deploy-model", "smoke-test-endpoint"} <= set(blessed)
+    assert "bless-model-Output'] == 'blessed'" in gate2["condition-4"]["triggerPolicy"]["condition"]
+    assert blessed["deploy-model"]["dependentTasks"] == ["promote-model"]
+    # a failed smoke test rolls the champion back
+    assert set(ir["components"]["comp-condition-5"]["dag"]["tasks"]) == {"rollback-champion"}
+    assert "== 'failed'" in blessed["condition-5"]["triggerPolicy"]["condition"]
     # the image holds kfp and genops: nothing is pip-installed when a task starts
     for executor in executors.values():
         assert "pip install" not in " ".join(executor["container"]["command"])

@@ -7,13 +7,15 @@ import html
 import io
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from genops.config import DatasetSpec
 from genops.evaluation.metrics import classifier_utility, column_shapes, pair_trends, privacy
+
+if TYPE_CHECKING:  # genops.config imports genops.evaluation.blessing
+    from genops.config import DatasetSpec
 
 
 @dataclass

@@ -14,6 +14,7 @@ __all__ = ["load_synthesizer", "read_meta", "register_synthesizer"]
 # class name -> "module:attribute"; imported lazily so new families cost nothing until used.
 _REGISTRY: dict[str, str] = {
     "TVAESynthesizer": "genops.models.tvae:TVAESynthesizer",
+    "CTGANSynthesizer": "genops.models.ctgan:CTGANSynthesizer",
 }
 
 

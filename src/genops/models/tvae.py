@@ -6,7 +6,8 @@ posterior; the decoder maps a latent draw (plus the condition vector) back to pe
 outputs and learns one noise scale per continuous column.
 
 Sampling draws categorical blocks (and the mixture mode of continuous columns) from the
-decoder's softmax and adds the learned Gaussian noise to the ``tanh`` scalars.
+decoder's softmax (CTGAN's TVAE takes the argmax instead) and adds the learned Gaussian
+noise to the ``tanh`` scalars.
 """
 
 from __future__ import annotations
@@ -383,8 +384,10 @@ class TVAESynthesizer:
         """Train on ``df``; ``on_epoch_end(epoch, metrics)`` runs after every epoch.
 
         ``metrics`` (also appended to :attr:`loss_history`) holds ``epoch`` (from 0),
-        ``loss``, ``reconstruction`` and ``kld``, each the mean over the epoch's batches.
-        An exception raised by the callback stops training and propagates.
+        ``loss``, ``reconstruction`` and ``kld``, each the mean over the epoch's batches;
+        ``reconstruction`` already includes ``loss_factor`` and ``loss`` is their sum (it can
+        go negative: the Gaussian term includes ``log(sigma)``). An exception raised by the
+        callback stops training, leaves the model unfitted and propagates.
         """
         self._check_frame(df)
         _apply_thread_env()

@@ -89,7 +89,7 @@ def step_run(tracking_uri: str, parent_run_id: str, step: str) -> Iterator[Any]:
 # Outcomes of a pipeline run that did its job: a model was registered, or a gate stopped it
 # (the data bias gate under policy 'block', or the synthetic-data bias gate). Anything else
 # (a step raised, or the run never reached an outcome) ends the MLflow run as FAILED.
-GATE_OUTCOMES = ("succeeded", "blocked", "rejected")
+GATE_OUTCOMES = ("succeeded", "blocked", "rejected", "rolled_back")
 
 
 def finish_pipeline_run(tracking_uri: str, run_id: str) -> str:

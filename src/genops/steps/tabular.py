@@ -547,3 +547,172 @@ def register(
         client.set_tag(run_id, "genops.registered_model", f"{config.model_name}/{version}")
         client.set_tag(run_id, STATUS_TAG, "succeeded")
     return version
+
+
+# ---------------------------------------------------------------- bless / promote / deploy
+
+
+def bless(
+    config_path: str | Path,
+    evaluation_path: str | Path,
+    tracking_uri: str,
+    run_id: str,
+    model_version: str,
+    verdict_json: str | Path,
+    verdict_markdown: str | Path,
+) -> bool:
+    """Thresholds and no regression against the current champion; tags the version."""
+    import mlflow
+
+    from genops.evaluation.blessing import bless as judge
+    from genops.registry.aliases import champion_metrics
+    from genops.registry.tracking import step_run
+
+    config = read_run_config(config_path)
+    metrics = json.loads(Path(evaluation_path).read_text())["metrics"]
+    with step_run(tracking_uri, run_id, "bless"):
+        client = mlflow.MlflowClient()
+        parent_tags = client.get_run(run_id).data.tags
+        champion_version, champion = champion_metrics(config.model_name)
+        verdict = judge(
+            metrics,
+            config.blessing,
+            synthetic_bias_passed=parent_tags.get("genops.synthetic_bias") == "passed",
+            data_bias_passed=parent_tags.get("genops.data_bias") == "passed",
+            champion_metrics=champion,
+            champion_version=champion_version,
+        )
+        _write_text(verdict_json, verdict.to_json())
+        _write_text(verdict_markdown, verdict.to_markdown())
+        mlflow.log_text(verdict.to_json(), "blessing/verdict.json")
+        mlflow.log_text(verdict.to_markdown(), "blessing/verdict.md")
+        mlflow.log_metric("blessed", float(verdict.blessed))
+        client.set_model_version_tag(
+            config.model_name, model_version, "genops.blessing", verdict.summary()[:4000]
+        )
+        client.set_tag(run_id, "genops.blessed", str(verdict.blessed).lower())
+    return verdict.blessed
+
+
+def promote(config_path: str | Path, tracking_uri: str, run_id: str, model_version: str) -> str:
+    """Move the ``champion`` alias to the blessed version; returns the one it replaced."""
+    import mlflow
+
+    from genops.registry.aliases import promote as move_alias
+    from genops.registry.tracking import step_run
+
+    config = read_run_config(config_path)
+    with step_run(tracking_uri, run_id, "promote"):
+        move = move_alias(config.model_name, model_version)
+        mlflow.log_params(
+            {"champion_from": move.from_version or "none", "champion_to": move.to_version}
+        )
+        mlflow.MlflowClient().set_tag(run_id, "genops.champion", move.describe())
+    return move.from_version or ""
+
+
+def deploy(config_path: str | Path, tracking_uri: str, run_id: str, model_version: str) -> str:
+    """Deploy ``models:/<name>@champion`` to the configured target; returns the endpoint
+    URL ('' for target none, the manifest's name for kserve outside a cluster)."""
+    import mlflow
+
+    from genops.registry.tracking import step_run
+
+    config = read_run_config(config_path)
+    target = config.deploy.target
+    uri = f"models:/{config.model_name}@champion"
+    with step_run(tracking_uri, run_id, "deploy"):
+        mlflow.log_params(
+            {"deploy_target": target, "model_uri": uri, "model_version": model_version}
+        )
+        if target == "none":
+            endpoint = ""
+        elif target == "local":
+            from genops.serving.deploy import deploy_local
+
+            endpoint = deploy_local(
+                uri,
+                tracking_uri,
+                host=config.deploy.host,
+                port=config.deploy.port,
+                max_rows=config.deploy.max_rows,
+            )
+        else:
+            endpoint = _deploy_kserve(config, model_version)
+        mlflow.MlflowClient().set_tag(run_id, "genops.endpoint", endpoint or "none")
+    return endpoint
+
+
+def _deploy_kserve(config: RunConfig, model_version: str) -> str:
+    import mlflow
+
+    from genops.serving import kserve
+
+    source = mlflow.MlflowClient().get_model_version_download_uri(config.model_name, model_version)
+    ks = config.deploy.kserve
+    manifest = kserve.render_inference_service(
+        name=config.model_name,
+        storage_uri=source,
+        namespace=ks.namespace,
+        service_account=ks.service_account,
+        resources={
+            "requests": {"cpu": ks.cpu, "memory": ks.memory},
+            "limits": {"cpu": ks.cpu, "memory": ks.memory},
+        },
+        gpu=ks.gpu,
+        canary_traffic_percent=ks.canary_traffic_percent,
+        min_replicas=ks.min_replicas,
+        max_replicas=ks.max_replicas,
+    )
+    mlflow.log_text(kserve.to_yaml(manifest), "deploy/inferenceservice.yaml")
+    kserve.apply(manifest, ks.namespace)
+    return f"http://{config.model_name}.{ks.namespace}.svc.cluster.local"
+
+
+def smoke_test(config_path: str | Path, tracking_uri: str, run_id: str, endpoint: str) -> bool:
+    """Call the deployed endpoint and check the response schema."""
+    import mlflow
+
+    from genops.registry.tracking import step_run
+    from genops.serving.deploy import smoke_test as check
+
+    config = read_run_config(config_path)
+    spec = config.dataset
+    with step_run(tracking_uri, run_id, "smoke-test"):
+        if not endpoint:
+            mlflow.log_param("smoke_test", "skipped: nothing deployed")
+            return True
+        categories = {
+            name: col.allowed for name, col in spec.columns.items() if col.allowed is not None
+        }
+        result = check(endpoint, list(spec.columns), categories, rows=config.deploy.smoke_rows)
+        mlflow.log_params({"smoke_test": "passed" if result.passed else "failed"})
+        mlflow.log_text(result.detail, "smoke_test/result.txt")
+        mlflow.MlflowClient().set_tag(
+            run_id, "genops.smoke_test", "passed" if result.passed else f"failed: {result.detail}"
+        )
+    return result.passed
+
+
+def rollback(config_path: str | Path, tracking_uri: str, run_id: str) -> str:
+    """Move ``champion`` back after a failed smoke test; returns the restored version."""
+    import mlflow
+
+    from genops.registry.aliases import RegistryError
+    from genops.registry.aliases import rollback as move_back
+    from genops.registry.tracking import STATUS_TAG, step_run
+
+    config = read_run_config(config_path)
+    with step_run(tracking_uri, run_id, "rollback"):
+        client = mlflow.MlflowClient()
+        try:
+            move = move_back(config.model_name)
+            restored, note = move.to_version, move.describe()
+        except RegistryError as exc:
+            # The first champion has nothing to go back to: remove the alias instead.
+            client.delete_registered_model_alias(config.model_name, "champion")
+            restored, note = "", f"{exc}; alias removed"
+        mlflow.log_param("rollback", note)
+        client.set_tag(run_id, "genops.rollback", note)
+        client.set_tag(run_id, STATUS_TAG, "rolled_back")
+    return restored

@@ -1,0 +1,136 @@
+"""Deployment targets for a champion model, and the smoke test that checks one.
+
+- ``local``: the REST server of :mod:`genops.serving.server`, started detached on 127.0.0.1
+  (its pid in ``$GENOPS_HOME/serving/<port>.pid``), so the endpoint outlives the pipeline
+  task; ``stop_local`` (``make serve-stop``) ends it.
+- ``kserve``: an InferenceService rendered by :mod:`genops.serving.kserve` and applied with
+  the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class DeployError(RuntimeError):
+    """A deployment that could not be brought up."""
+
+
+def serving_dir() -> Path:
+    path = Path(os.environ.get("GENOPS_HOME", ".genops")).resolve() / "serving"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def stop_local(port: int) -> bool:
+    """Stop the local server recorded for ``port``; True when one was running."""
+    pidfile = serving_dir() / f"{port}.pid"
+    if not pidfile.exists():
+        return False
+    pid = int(json.loads(pidfile.read_text())["pid"])
+    pidfile.unlink()
+    if not _pid_alive(pid):
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not _pid_alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def deploy_local(
+    model_uri: str,
+    tracking_uri: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    max_rows: int = 10_000,
+    timeout: float = 120.0,
+) -> str:
+    """(Re)start the local server for ``model_uri``; returns its base URL once healthy."""
+    stop_local(port)
+    log = serving_dir() / f"{port}.log"
+    cmd = [
+        sys.executable, "-m", "genops.serving.server",
+        "--model-uri", model_uri, "--tracking-uri", tracking_uri,
+        "--host", host, "--port", str(port), "--max-rows", str(max_rows),
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=os.getcwd()
+        )
+    (serving_dir() / f"{port}.pid").write_text(
+        json.dumps({"pid": proc.pid, "model_uri": model_uri, "url": f"http://{host}:{port}"})
+    )
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DeployError(f"server exited with {proc.returncode}; see {log}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_local(port)
+    raise DeployError(f"server on {url} not healthy after {timeout:.0f} s; see {log}")
+
+
+@dataclass
+class SmokeResult:
+    passed: bool
+    detail: str
+
+
+def smoke_test(
+    url: str,
+    expected_columns: list[str],
+    categories: dict[str, list[str]],
+    rows: int = 20,
+    timeout: float = 60.0,
+) -> SmokeResult:
+    """Health, then one generate request whose response must have the real schema."""
+    try:
+        health = httpx.get(f"{url}/health", timeout=timeout)
+        if health.status_code != 200:
+            return SmokeResult(False, f"/health answered {health.status_code}")
+        reply = httpx.post(f"{url}/generate", json={"num_rows": rows, "seed": 0}, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return SmokeResult(False, f"endpoint unreachable: {exc}")
+    if reply.status_code != 200:
+        return SmokeResult(False, f"/generate answered {reply.status_code}: {reply.text[:300]}")
+    body: dict[str, Any] = reply.json()
+    columns, records = body.get("columns"), body.get("rows")
+    if columns != expected_columns:
+        return SmokeResult(False, f"columns {columns} != expected {expected_columns}")
+    if not isinstance(records, list) or len(records) != rows:
+        return SmokeResult(False, f"expected {rows} rows, got {len(records or [])}")
+    for record in records:
+        values = record if isinstance(record, dict) else dict(zip(columns, record, strict=True))
+        for name, allowed in categories.items():
+            if values.get(name) not in allowed:
+                return SmokeResult(
+                    False, f"column '{name}': value {values.get(name)!r} not allowed"
+                )
+    return SmokeResult(True, f"{rows} rows with the expected {len(columns)} columns")

@@ -76,10 +76,87 @@ def data_bias_check(
     return decision
 
 
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def tune_setup(
+    config: Input[Artifact], tracking_uri: str, run_id: str, study: Output[Artifact]
+) -> list:
+    """Create the shared Optuna study and the MLflow tuning run; returns the worker indices
+    (the ParallelFor items) and writes the study's coordinates to ``study``."""
+    import json
+    from dataclasses import asdict
+
+    from genops.steps import tabular
+
+    setup = tabular.tune_setup(config.path, tracking_uri, run_id)
+    with open(study.path, "w") as handle:
+        json.dump(asdict(setup), handle)
+    study.metadata["study_name"] = setup.study_name
+    return setup.workers
+
+
+@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+def tune_worker(
+    config: Input[Artifact],
+    train: Input[Dataset],
+    validation: Input[Dataset],
+    study: Input[Artifact],
+    tracking_uri: str,
+    worker: int,
+) -> str:
+    """One of N parallel workers: runs its share of trials of the shared study."""
+    import json
+
+    from genops.steps import tabular
+
+    with open(study.path) as handle:
+        setup = json.load(handle)
+    counts = tabular.tune_worker(
+        config.path,
+        train.path,
+        validation.path,
+        tracking_uri,
+        setup["tuning_run_id"],
+        setup["storage_url"],
+        setup["study_name"],
+        int(worker),
+    )
+    return json.dumps(counts)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def tune_summarize(
+    config: Input[Artifact],
+    study: Input[Artifact],
+    tracking_uri: str,
+    run_id: str,
+    worker_results: list,
+    best_params: Output[Artifact],
+):
+    """Best params of the study ({} when tuning is off) and its plots in MLflow."""
+    import json
+
+    from genops.steps import tabular
+
+    with open(study.path) as handle:
+        setup = json.load(handle)
+    params = tabular.tune_summarize(
+        config.path,
+        tracking_uri,
+        run_id,
+        setup["tuning_run_id"],
+        setup["storage_url"],
+        setup["study_name"],
+        best_params.path,
+    )
+    best_params.metadata["workers"] = len(worker_results)
+    best_params.metadata["tuned"] = bool(params)
+
+
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
 def train_synthesizer(
     config: Input[Artifact],
     train: Input[Dataset],
+    params: Input[Artifact],
     tracking_uri: str,
     run_id: str,
     model: Output[Model],
@@ -87,7 +164,7 @@ def train_synthesizer(
     """Fit the synthesizer (CUDA when present) and log it to MLflow as a pyfunc model."""
     from genops.steps import tabular
 
-    meta = tabular.train(config.path, train.path, tracking_uri, run_id, model.path)
+    meta = tabular.train(config.path, train.path, tracking_uri, run_id, model.path, params.path)
     model.metadata["mlflow_model_uri"] = meta["model_uri"]
     model.metadata["family"] = meta["family"]
     model.metadata["train_seconds"] = round(meta["train_seconds"], 2)

@@ -22,10 +22,51 @@ from components.tabular import (
     smoke_test_endpoint,
     start_run,
     train_synthesizer,
+    tune_setup,
+    tune_summarize,
+    tune_worker,
 )
 from pipelines.cluster import configure_task
 
 PIPELINE_NAME = "tabular-synth"
+
+
+@dsl.pipeline(name="tune-study")
+def tune_study(
+    config: dsl.Input[dsl.Artifact],
+    train: dsl.Input[dsl.Dataset],
+    validation: dsl.Input[dsl.Dataset],
+    tracking_uri: str,
+    run_id: str,
+) -> dsl.Artifact:
+    """N parallel workers share one Optuna study; returns the best params (JSON).
+
+    One no-op worker and ``{}`` when tuning is disabled, so the pipeline's shape does not
+    depend on the config. (KFP's local runner resolves a ParallelFor over an upstream task's
+    single ``Output`` only, hence the study's coordinates travel as an artifact.)"""
+    setup = configure_task(tune_setup(config=config, tracking_uri=tracking_uri, run_id=run_id))
+    with dsl.ParallelFor(setup.outputs["Output"], name="tune-workers") as worker:
+        trials = configure_task(
+            tune_worker(
+                config=config,
+                train=train,
+                validation=validation,
+                study=setup.outputs["study"],
+                tracking_uri=tracking_uri,
+                worker=worker,
+            ),
+            "gpu",
+        )
+    best = configure_task(
+        tune_summarize(
+            config=config,
+            study=setup.outputs["study"],
+            tracking_uri=tracking_uri,
+            run_id=run_id,
+            worker_results=dsl.Collected(trials.output),
+        )
+    )
+    return best.outputs["best_params"]
 
 
 @dsl.pipeline(name=f"{PIPELINE_NAME}-steps")
@@ -51,10 +92,18 @@ def tabular_synth_steps(
         )
         # Gate 1: the data bias verdict decides (policy block -> "stop": nothing is trained).
         with dsl.If(bias.outputs["Output"] != "stop", name="data-bias-allows-training"):
+            best = tune_study(
+                config=config,
+                train=prep.outputs["train"],
+                validation=prep.outputs["validation"],
+                tracking_uri=tracking_uri,
+                run_id=run_id,
+            )
             trained = configure_task(
                 train_synthesizer(
                     config=config,
                     train=prep.outputs["train"],
+                    params=best.output,
                     tracking_uri=tracking_uri,
                     run_id=run_id,
                 ),

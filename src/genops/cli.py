@@ -52,6 +52,55 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tracking_uri(arg: str | None) -> str:
+    import os
+    from pathlib import Path
+
+    if arg:
+        return arg
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    home = Path(os.environ.get("GENOPS_HOME", ".genops")).resolve()
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from genops.registry.aliases import RegistryError, promote
+
+    try:
+        move = promote(args.model, str(args.version), _tracking_uri(args.tracking_uri))
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"promoted: {move.describe()}")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from genops.registry.aliases import RegistryError, rollback
+
+    try:
+        move = rollback(args.model, _tracking_uri(args.tracking_uri))
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"rolled back: {move.describe()}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from genops.serving.server import serve
+
+    serve(
+        args.model_uri,
+        host=args.host,
+        port=args.port,
+        tracking_uri=_tracking_uri(args.tracking_uri),
+        max_rows=args.max_rows,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +118,26 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and print it resolved")
     check.add_argument("config")
     check.set_defaults(func=_cmd_check_config)
+
+    tracking_help = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./.genops/mlflow.db)"
+    prom = sub.add_parser("promote", help="point the champion alias at a model version")
+    prom.add_argument("--model", required=True, help="registered model, e.g. adult-synthesizer")
+    prom.add_argument("--version", required=True)
+    prom.add_argument("--tracking-uri", default=None, help=tracking_help)
+    prom.set_defaults(func=_cmd_promote)
+
+    back = sub.add_parser("rollback", help="move the champion alias back to the previous one")
+    back.add_argument("--model", required=True)
+    back.add_argument("--tracking-uri", default=None, help=tracking_help)
+    back.set_defaults(func=_cmd_rollback)
+
+    srv = sub.add_parser("serve", help="serve a model as a REST endpoint on 127.0.0.1")
+    srv.add_argument("--model-uri", default="models:/adult-synthesizer@champion")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8080)
+    srv.add_argument("--max-rows", type=int, default=10_000)
+    srv.add_argument("--tracking-uri", default=None, help=tracking_help)
+    srv.set_defaults(func=_cmd_serve)
 
     comp = sub.add_parser("compile", help="compile pipelines to KFP IR YAML")
     comp.add_argument("pipelines", nargs="*")

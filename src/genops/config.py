@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from genops.bias.config import BiasConfig
 from genops.evaluation.blessing import BlessingSpec
+from genops.tuning.space import TuningSpec
 
 
 class ConfigError(ValueError):
@@ -113,22 +114,39 @@ class DatasetSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    """Synthesizer family and its hyper-parameters."""
+    """Synthesizer family and its hyper-parameters (family-specific keys are ignored by the
+    other family)."""
 
-    family: Literal["tvae"] = "tvae"
+    family: Literal["tvae", "ctgan"] = "tvae"
     epochs: int = Field(100, gt=0)
     batch_size: int = Field(500, gt=1)
     embedding_dim: int = Field(128, gt=0)
+    # TVAE
     compress_dims: list[int] = Field(default_factory=lambda: [128, 128])
     decompress_dims: list[int] = Field(default_factory=lambda: [128, 128])
     learning_rate: float = Field(1e-3, gt=0)
     l2scale: float = Field(1e-5, ge=0)
     loss_factor: float = Field(2.0, gt=0)
+    # CTGAN
+    generator_dims: list[int] = Field(default_factory=lambda: [256, 256])
+    discriminator_dims: list[int] = Field(default_factory=lambda: [256, 256])
+    generator_lr: float = Field(2e-4, gt=0)
+    discriminator_lr: float = Field(2e-4, gt=0)
+    discriminator_steps: int = Field(1, gt=0)
+    pac: int = Field(10, gt=0)
     conditional: bool = Field(
-        True, description="Condition the synthesizer on the sensitive attributes."
+        True, description="Condition the synthesizer on the sensitive attributes and the target."
     )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_pac(self) -> ModelSpec:
+        if self.family == "ctgan" and self.batch_size % self.pac:
+            raise ValueError(
+                f"ctgan: batch_size ({self.batch_size}) must be a multiple of pac ({self.pac})"
+            )
+        return self
 
 
 class EvaluationSpec(_Strict):
@@ -181,6 +199,7 @@ class RunConfig(_Strict):
 
     dataset: DatasetSpec
     model: ModelSpec = Field(default_factory=lambda: ModelSpec())
+    tuning: TuningSpec = Field(default_factory=lambda: TuningSpec())
     evaluation: EvaluationSpec = Field(default_factory=lambda: EvaluationSpec())
     bias: BiasConfig = Field(default_factory=BiasConfig)
     registry: RegistrySpec = Field(default_factory=lambda: RegistrySpec())

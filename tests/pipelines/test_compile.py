@@ -21,31 +21,49 @@ def test_tabular_synth_compiles_with_versioned_images(tmp_path: Path) -> None:
     assert params["pipeline_version"]["defaultValue"] == version
     executors = ir["deploymentSpec"]["executors"]
     images = {name: e["container"]["image"] for name, e in executors.items()}
-    assert images["exec-train-synthesizer"] == image("train-cuda")
-    others = {n: i for n, i in images.items() if n != "exec-train-synthesizer"}
-    assert set(others.values()) == {image("component")}
+    gpu_steps = {"exec-train-synthesizer", "exec-tune-worker"}
+    assert {images[n] for n in gpu_steps} == {image("train-cuda")}
+    assert {i for n, i in images.items() if n not in gpu_steps} == {image("component")}
+    comps = ir["components"]
+
+    def tasks(component: str) -> dict:
+        return comps[component]["dag"]["tasks"]
+
+    def condition(component: str, task: str) -> str:
+        return tasks(component)[task]["triggerPolicy"]["condition"]
+
     # the steps run inside an exit handler that closes the MLflow run
-    steps = ir["components"]["comp-tabular-synth-steps"]["dag"]["tasks"]
+    steps = tasks("comp-tabular-synth-steps")
     assert steps["finish-run"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
-    exit_tasks = ir["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    assert {"prepare-data", "data-bias-check"} <= set(exit_tasks)
-    # gate 1: training only when the data bias decision is not "stop"
-    gate1 = ir["components"]["comp-condition-2"]["dag"]["tasks"]
-    assert {"train-synthesizer", "evaluate-synthesizer"} <= set(gate1)
-    condition = exit_tasks["condition-2"]["triggerPolicy"]["condition"]
-    assert "data-bias-check" in condition and "!= 'stop'" in condition
+    assert {"prepare-data", "data-bias-check", "condition-2"} <= set(tasks("comp-exit-handler-1"))
+    # gate 1: tuning and training only when the data bias decision is not "stop"
+    assert "data-bias-check-Output'] != 'stop'" in condition("comp-exit-handler-1", "condition-2")
+    gate1 = tasks("comp-condition-2")
+    assert {"tune-setup", "for-loop-3", "tune-summarize", "train-synthesizer"} <= set(gate1)
+    assert {"evaluate-synthesizer"} <= set(gate1)
+    # tuning: a ParallelFor of workers over the setup's worker list, collected by summarize
+    assert set(tasks("comp-for-loop-3")) == {"tune-worker"}
+    loop = gate1["for-loop-3"]["parameterIterator"]
+    assert "tune-setup" in str(loop)
+    assert gate1["train-synthesizer"]["inputs"]["artifacts"]["params"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "best_params",
+        "producerTask": "tune-summarize",
+    }
     # gate 2: registration only when the synthetic-data bias gate passed
-    gate2 = ir["components"]["comp-condition-3"]["dag"]["tasks"]
-    assert {"register-model", "bless-model"} <= set(gate2)
-    assert "== 'passed'" in gate1["condition-3"]["triggerPolicy"]["condition"]
+    assert "evaluate-synthesizer-Output'] == 'passed'" in condition(
+        "comp-condition-2", "condition-4"
+    )
+    assert {"register-model", "bless-model"} <= set(tasks("comp-condition-4"))
     # gate 3: only a blessed version is promoted, deployed and smoke-tested
-    blessed = ir["components"]["comp-condition-4"]["dag"]["tasks"]
+    assert "bless-model-Output'] == 'blessed'" in condition("comp-condition-4", "condition-5")
+    blessed = tasks("comp-condition-5")
     assert {"promote-model", "deploy-model", "smoke-test-endpoint"} <= set(blessed)
-    assert "bless-model-Output'] == 'blessed'" in gate2["condition-4"]["triggerPolicy"]["condition"]
     assert blessed["deploy-model"]["dependentTasks"] == ["promote-model"]
     # a failed smoke test rolls the champion back
-    assert set(ir["components"]["comp-condition-5"]["dag"]["tasks"]) == {"rollback-champion"}
-    assert "== 'failed'" in blessed["condition-5"]["triggerPolicy"]["condition"]
+    assert set(tasks("comp-condition-6")) == {"rollback-champion"}
+    assert "smoke-test-endpoint-Output'] == 'failed'" in condition(
+        "comp-condition-5", "condition-6"
+    )
     # the image holds kfp and genops: nothing is pip-installed when a task starts
     for executor in executors.values():
         assert "pip install" not in " ".join(executor["container"]["command"])

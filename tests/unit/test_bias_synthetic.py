@@ -159,3 +159,24 @@ def test_downstream_fairness_values() -> None:
         "eo_difference_increase",
         "dp_ratio_relative",
     }
+
+
+def test_tiny_groups_are_reported_but_do_not_gate_group_fidelity() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from genops.bias import group_fidelity_results
+
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"g": ["big"] * 300 + ["tiny"] * 5, "x": rng.normal(0, 1, 305)})
+    synthetic = real.assign(x=np.where(real["g"] == "tiny", 50.0, real["x"]))
+    results = {
+        r.groups[0]: r
+        for r in group_fidelity_results(real, synthetic, "g", ["x"], [], min_rows=100)
+    }
+    assert results["big"].passed and results["big"].threshold is not None
+    tiny = results["tiny"]
+    assert tiny.value < 0.5 and tiny.threshold is None and tiny.passed
+    assert "5 real rows < 100" in tiny.note
+    strict = group_fidelity_results(real, synthetic, "g", ["x"], [], min_rows=0)
+    assert not next(r for r in strict if r.groups == ["tiny"]).passed

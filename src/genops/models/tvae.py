@@ -481,9 +481,32 @@ class TVAESynthesizer:
             self.loss_history.append(metrics)
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             if on_epoch_end is not None:
-                on_epoch_end(epoch, dict(metrics))
+                # The callback may sample from the model as it is now (tuning scores
+                # intermediate epochs for pruning): install it, then go back to training.
+                self._install(transformer, encoder, decoder, layout, combos, counts, n)
+                try:
+                    on_epoch_end(epoch, dict(metrics))
+                except BaseException:
+                    self._transformer = self._encoder = self._decoder = self._layout = None
+                    raise
+                encoder.train()
+                decoder.train()
         bar.close()
 
+        self._install(transformer, encoder, decoder, layout, combos, counts, n)
+        return self
+
+    def _install(
+        self,
+        transformer: DataTransformer,
+        encoder: _Encoder,
+        decoder: _Decoder,
+        layout: _Layout,
+        combos: np.ndarray,
+        counts: np.ndarray,
+        n: int,
+    ) -> None:
+        """Make the trained networks the model's (eval mode, fresh sampling stream)."""
         encoder.eval()
         decoder.eval()
         self._transformer = transformer
@@ -494,7 +517,6 @@ class TVAESynthesizer:
         self._cond_counts = counts.astype(np.int64)
         self._n_training_rows = n
         self._reset_sample_rng()
-        return self
 
     @staticmethod
     def _loss(

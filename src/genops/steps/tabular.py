@@ -240,27 +240,46 @@ def conditional_columns(config: RunConfig) -> list[str]:
 
 def build_synthesizer(config: RunConfig, params_override: dict[str, Any] | None = None) -> Any:
     """The configured synthesizer (``params_override`` comes from tuning, when it runs)."""
+    m = config.model.model_validate({**config.model.model_dump(), **(params_override or {})})
+    spec = config.dataset
+    common: dict[str, Any] = {
+        "categorical_columns": spec.categorical_columns,
+        "continuous_columns": spec.continuous_columns,
+        "conditional_columns": conditional_columns(config) if m.conditional else None,
+        "seed": m.seed,
+        "device": m.device,
+    }
+    if m.family == "ctgan":
+        from genops.models.ctgan import CTGANParams, CTGANSynthesizer
+
+        return CTGANSynthesizer(
+            params=CTGANParams(
+                epochs=m.epochs,
+                batch_size=m.batch_size,
+                embedding_dim=m.embedding_dim,
+                generator_dims=tuple(m.generator_dims),
+                discriminator_dims=tuple(m.discriminator_dims),
+                generator_lr=m.generator_lr,
+                discriminator_lr=m.discriminator_lr,
+                discriminator_steps=m.discriminator_steps,
+                pac=m.pac,
+            ),
+            **common,
+        )
     from genops.models import TVAEParams, TVAESynthesizer
 
-    m = config.model.model_copy(update=params_override or {})
-    spec = config.dataset
-    params = TVAEParams(
-        epochs=m.epochs,
-        batch_size=m.batch_size,
-        embedding_dim=m.embedding_dim,
-        compress_dims=tuple(m.compress_dims),
-        decompress_dims=tuple(m.decompress_dims),
-        l2scale=m.l2scale,
-        loss_factor=m.loss_factor,
-        learning_rate=m.learning_rate,
-    )
     return TVAESynthesizer(
-        categorical_columns=spec.categorical_columns,
-        continuous_columns=spec.continuous_columns,
-        params=params,
-        conditional_columns=conditional_columns(config) if m.conditional else None,
-        seed=m.seed,
-        device=m.device,
+        params=TVAEParams(
+            epochs=m.epochs,
+            batch_size=m.batch_size,
+            embedding_dim=m.embedding_dim,
+            compress_dims=tuple(m.compress_dims),
+            decompress_dims=tuple(m.decompress_dims),
+            l2scale=m.l2scale,
+            loss_factor=m.loss_factor,
+            learning_rate=m.learning_rate,
+        ),
+        **common,
     )
 
 
@@ -289,8 +308,10 @@ def train(
     tracking_uri: str,
     run_id: str,
     model_dir: str | Path,
+    params_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Fit the synthesizer, save it and log it to MLflow as a pyfunc model."""
+    """Fit the synthesizer (with the tuned params, when tuning ran), save it and log it to
+    MLflow as a pyfunc model."""
     import matplotlib.pyplot as plt
     import mlflow
 
@@ -300,12 +321,14 @@ def train(
 
     config = read_run_config(config_path)
     frame = read_parquet(train_path, config.dataset)
-    synthesizer = build_synthesizer(config)
+    tuned: dict[str, Any] = json.loads(Path(params_path).read_text()) if params_path else {}
+    synthesizer = build_synthesizer(config, tuned)
+    effective = config.model.model_validate({**config.model.model_dump(), **tuned})
     model_dir = Path(model_dir)
     with step_run(tracking_uri, run_id, "train") as run:
-        mlflow.log_params(
-            {f"model_{k}": v for k, v in config.model.model_dump(mode="json").items()}
-        )
+        mlflow.log_params({f"model_{k}": v for k, v in effective.model_dump(mode="json").items()})
+        mlflow.log_dict(tuned, "tuning/params_used.json")
+        mlflow.set_tag("genops.tuned", str(bool(tuned)).lower())
 
         def on_epoch_end(epoch: int, values: dict[str, float]) -> None:
             mlflow.log_metrics(
@@ -324,18 +347,179 @@ def train(
         info = log_synthesizer(synth_dir, example)
         summary = {
             "train_seconds": seconds,
-            "train_rows_per_second": len(frame) * config.model.epochs / max(seconds, 1e-9),
+            "train_rows_per_second": len(frame) * effective.epochs / max(seconds, 1e-9),
             "final_loss": float(synthesizer.loss_history[-1]["loss"]),
         }
         mlflow.log_metrics(summary)
         meta = {
             "model_uri": info.model_uri,
             "train_run_id": run.info.run_id,
-            "family": config.model.family,
+            "family": effective.family,
             **summary,
         }
         _write_text(model_dir / "genops_model.json", json.dumps(meta, indent=2))
     return meta
+
+
+# ---------------------------------------------------------------- tune
+
+
+@dataclass
+class TuneSetup:
+    storage_url: str
+    study_name: str
+    tuning_run_id: str
+    workers: list[int]
+
+
+def tune_setup(config_path: str | Path, tracking_uri: str, run_id: str) -> TuneSetup:
+    """Create the shared study and the tuning run; one worker index per parallel worker.
+
+    With tuning disabled there is one no-op worker (the pipeline's shape does not change)."""
+    import mlflow
+
+    from genops.registry.tracking import step_run
+    from genops.tuning.study import create_study, resolve_storage
+
+    config = read_run_config(config_path)
+    spec = config.tuning
+    with step_run(tracking_uri, run_id, "tune") as run:
+        mlflow.log_params(
+            {
+                "tuning_enabled": spec.enabled,
+                "n_trials": spec.n_trials,
+                "n_workers": spec.n_workers,
+                "sampler": spec.sampler,
+                "pruner": spec.pruner,
+            }
+        )
+        mlflow.log_dict(spec.model_dump(mode="json"), "tuning/spec.json")
+        if not spec.enabled:
+            return TuneSetup("", "", run.info.run_id, [0])
+        storage = resolve_storage(spec, run_id)
+        name = f"{config.dataset.name}-{run_id}"
+        create_study(spec, storage, name)
+        mlflow.log_params({"study_name": name, "storage": storage.split("@")[-1]})
+    return TuneSetup(storage, name, run.info.run_id, list(range(spec.n_workers)))
+
+
+def tune_worker(
+    config_path: str | Path,
+    train_path: str | Path,
+    validation_path: str | Path,
+    tracking_uri: str,
+    tuning_run_id: str,
+    storage_url: str,
+    study_name: str,
+    worker: int,
+) -> dict[str, int]:
+    """Run one worker's share of trials; every trial is a nested run of the tuning run."""
+    if not storage_url:
+        return {"complete": 0, "pruned": 0, "failed": 0}
+    import mlflow
+
+    from genops.data import read_parquet
+    from genops.tuning.study import ObjectiveData, run_worker
+
+    config = read_run_config(config_path)
+    spec = config.dataset
+    data = ObjectiveData(
+        train=read_parquet(train_path, spec),
+        validation=read_parquet(validation_path, spec),
+        continuous=spec.continuous_columns,
+        categorical=spec.categorical_columns,
+        target=spec.target,
+        positive_label=spec.positive_label,
+    )
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    tuning_run = client.get_run(tuning_run_id)
+
+    def log_trial(
+        number: int,
+        params: dict[str, Any],
+        state: str,
+        values: dict[str, Any],
+        history: list[dict[str, float]],
+    ) -> None:
+        trial_run = client.create_run(
+            tuning_run.info.experiment_id,
+            run_name=f"trial-{number}",
+            tags={
+                "mlflow.parentRunId": tuning_run_id,
+                "genops.step": "tune-trial",
+                "genops.trial_state": state,
+                "genops.worker": str(worker),
+            },
+        )
+        rid = trial_run.info.run_id
+        for key, value in params.items():
+            client.log_param(rid, key, value)
+        for point in history:
+            client.log_metric(
+                rid,
+                "intermediate_fidelity_quality",
+                point["fidelity_quality"],
+                step=int(point["epoch"]),
+            )
+        for key, value in values.items():
+            if isinstance(value, float | int):
+                client.log_metric(rid, key, float(value))
+            else:
+                client.set_tag(rid, f"genops.{key}", str(value)[:4000])
+        client.set_terminated(
+            rid,
+            status="KILLED" if state == "PRUNED" else ("FAILED" if state == "FAIL" else "FINISHED"),
+        )
+
+    return run_worker(
+        config.tuning,
+        storage_url,
+        study_name,
+        worker,
+        data,
+        build=lambda params: build_synthesizer(config, {**params, "seed": config.model.seed}),
+        log_trial=log_trial,
+    )
+
+
+def tune_summarize(
+    config_path: str | Path,
+    tracking_uri: str,
+    run_id: str,
+    tuning_run_id: str,
+    storage_url: str,
+    study_name: str,
+    params_out: str | Path,
+) -> dict[str, Any]:
+    """Best params (``{}`` when tuning is off or every trial failed) and the study plots."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from genops.tuning.study import dumps, study_figures, summarize, trials_table
+
+    config = read_run_config(config_path)
+    if not storage_url:
+        _write_text(params_out, "{}")
+        return {}
+    summary = summarize(config.tuning, storage_url, study_name)
+    _write_text(params_out, json.dumps(summary.best_params))
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=tuning_run_id):
+        mlflow.log_dict(summary.best_params, "tuning/best_params.json")
+        mlflow.log_text(dumps(trials_table(storage_url, study_name)), "tuning/trials.json")
+        mlflow.log_metrics(
+            {f"trials_{state.lower()}": float(n) for state, n in summary.states.items()}
+        )
+        if summary.best_value is not None:
+            mlflow.log_metric("best_objective", summary.best_value)
+        for key, value in summary.best_params.items():
+            mlflow.log_param(f"best_{key}", value)
+        for name, fig in study_figures(storage_url, study_name).items():
+            mlflow.log_figure(fig, f"tuning/{name}.png")
+            plt.close(fig)
+    mlflow.MlflowClient().log_param(run_id, "tuned_params", json.dumps(summary.best_params)[:6000])
+    return summary.best_params
 
 
 # ---------------------------------------------------------------- evaluate

@@ -436,3 +436,27 @@ def test_thread_env_var(frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) ->
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_callback_can_sample_the_model_in_training() -> None:
+    """Tuning scores intermediate epochs: sampling inside the callback must work."""
+    frame = small_frame(200)
+    model = CTGANSynthesizer(
+        ["group", "color", "label"],
+        ["age", "income"],
+        params=CTGANParams(epochs=2, batch_size=50, pac=10),
+        seed=0,
+    )
+    sizes: list[int] = []
+    model.fit(
+        frame, on_epoch_end=lambda e, m: sizes.append(len(model.sample(30, seed=e))), progress=False
+    )
+    assert sizes == [30, 30]
+    with_cb = model.sample(50, seed=3)
+    plain = CTGANSynthesizer(
+        ["group", "color", "label"],
+        ["age", "income"],
+        params=CTGANParams(epochs=2, batch_size=50, pac=10),
+        seed=0,
+    ).fit(frame, progress=False)
+    pd.testing.assert_frame_equal(with_cb, plain.sample(50, seed=3))

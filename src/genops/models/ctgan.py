@@ -600,21 +600,41 @@ class CTGANSynthesizer:
         self._layout = None
         self.loss_history = []
 
+        def install() -> None:
+            generator.eval()
+            discriminator.eval()
+            self._transformer = transformer
+            self._generator = generator
+            self._discriminator = discriminator
+            self._layout = layout
+            self._cond_combos = combos.astype(np.int64)
+            self._cond_counts = counts.astype(np.int64)
+            self._category_counts = category_counts
+            self._n_training_rows = len(df)
+            self._reset_sample_rng()
+
+        callback: EpochCallback | None = None
+        if on_epoch_end is not None:
+            user_callback = on_epoch_end
+
+            def callback(epoch: int, metrics: dict[str, float]) -> None:
+                # The callback may sample from the model as it is now (tuning scores
+                # intermediate epochs for pruning): install it, then go back to training.
+                install()
+                try:
+                    user_callback(epoch, metrics)
+                except BaseException:
+                    self._transformer = self._generator = self._discriminator = None
+                    self._layout = None
+                    raise
+                generator.train()
+                discriminator.train()
+
         with torch.random.fork_rng(devices=_fork_devices(device)):
             torch.manual_seed(self.seed)  # dropout draws from the (forked) global generator
-            self._train(x_all, layout, sampler, generator, discriminator, on_epoch_end, progress)
+            self._train(x_all, layout, sampler, generator, discriminator, callback, progress)
 
-        generator.eval()
-        discriminator.eval()
-        self._transformer = transformer
-        self._generator = generator
-        self._discriminator = discriminator
-        self._layout = layout
-        self._cond_combos = combos.astype(np.int64)
-        self._cond_counts = counts.astype(np.int64)
-        self._category_counts = category_counts
-        self._n_training_rows = len(df)
-        self._reset_sample_rng()
+        install()
         return self
 
     def _train(

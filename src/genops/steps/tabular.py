@@ -7,6 +7,7 @@ directly. Nothing here knows about KFP.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -472,13 +473,19 @@ def tune_worker(
             status="KILLED" if state == "PRUNED" else ("FAILED" if state == "FAIL" else "FINISHED"),
         )
 
+    budget: dict[str, Any] = {"seed": config.model.seed}
+    if config.tuning.trial_epochs is not None:
+        budget["epochs"] = config.tuning.trial_epochs
+    if config.tuning.n_workers > 1:
+        # parallel workers share the cores: one torch thread each avoids oversubscription
+        os.environ.setdefault("GENOPS_TORCH_THREADS", "1")
     return run_worker(
         config.tuning,
         storage_url,
         study_name,
         worker,
         data,
-        build=lambda params: build_synthesizer(config, {**params, "seed": config.model.seed}),
+        build=lambda params: build_synthesizer(config, {**budget, **params}),
         log_trial=log_trial,
     )
 

@@ -5,6 +5,7 @@ tuning:
   enabled: true
   n_trials: 6
   n_workers: 2
+  trial_epochs: 20      # budget per trial
   sampler: tpe          # tpe | random
   pruner: median        # median | hyperband | none
   search_space:
@@ -75,6 +76,12 @@ class TuningSpec(BaseModel):
     pruner: Literal["median", "hyperband", "none"] = "median"
     pruner_startup_trials: int = Field(2, ge=0)
     seed: int = 0
+    trial_epochs: int | None = Field(
+        None,
+        gt=0,
+        description="Epochs per trial (the budget); None: the model's epochs. The final "
+        "train step uses the model's epochs unless 'epochs' is in the search space.",
+    )
     storage: str | None = Field(
         None,
         description="Optuna storage URL. Default: $OPTUNA_STORAGE_URL (the cluster's "

@@ -59,6 +59,16 @@ compile: $(STAMP) ## compile pipelines to pipelines/dist/<pipeline>-<version>.ya
 .PHONY: bench
 bench: $(STAMP) ## benchmarks; results written to benchmarks/results/
 	$(PY) benchmarks/bench_tabular.py --out benchmarks/results/tabular.json
+	$(PY) benchmarks/bench_serving.py --out benchmarks/results/serving.json
+
+MODEL_URI ?= models:/adult-synthesizer@champion
+PORT ?= 8080
+.PHONY: serve serve-stop
+serve: $(STAMP) ## serve a registered model on 127.0.0.1 (MODEL_URI=..., PORT=...)
+	$(VENV)/bin/genops serve --model-uri $(MODEL_URI) --port $(PORT)
+
+serve-stop: $(STAMP) ## stop the local server the pipeline's deploy step started (PORT=...)
+	$(PY) -c "from genops.serving.deploy import stop_local; print('stopped' if stop_local($(PORT)) else 'no server recorded on port $(PORT)')"
 
 .PHONY: mlflow-ui
 mlflow-ui: $(STAMP) ## open the MLflow UI over the local store `make run` writes
@@ -86,6 +96,28 @@ tf-checkov: ## checkov over terraform/ (in its own venv, .venv-checkov)
 
 platform: ## install cert-manager, KFP, KServe, autoscaler and the genops config on the ENV cluster
 	k8s/scripts/platform.sh apply $(ENV)
+
+# ---------------------------------------------------------------- images and the cluster
+KFP_NAMESPACE ?= kubeflow
+.PHONY: images push compile-cluster submit kfp-ui mlflow-ui-cluster
+images: ## build the component, CUDA training and MLflow images, tagged <version> (docker/build.sh)
+	docker/build.sh
+
+push: ## push the images to the ECR repositories of ENV (after make tf-apply and make images)
+	docker/push.sh $(ENV)
+
+compile-cluster: $(STAMP) ## compile for the cluster (GPU, tolerations, ConfigMap/Secret) to pipelines/dist/cluster/
+	reg="$$(docker/registry.sh $(ENV))" && GENOPS_IMAGE_REGISTRY="$$reg" $(PY) -m pipelines.compile --target cluster
+
+submit: $(STAMP) ## compile for the cluster and start a KFP run (KFP_HOST or kubeconfig; CONFIG=, EXPERIMENT=, DRY_RUN=1)
+	reg="$$(docker/registry.sh $(ENV))" && GENOPS_IMAGE_REGISTRY="$$reg" $(VENV)/bin/genops submit $(PIPELINE) \
+	  --config $(CONFIG) $(if $(EXPERIMENT),--experiment $(EXPERIMENT)) $(if $(DRY_RUN),--dry-run)
+
+kfp-ui: ## port-forward the KFP UI (and its API) to http://localhost:8080; then KFP_HOST=http://localhost:8080
+	kubectl -n $(KFP_NAMESPACE) port-forward svc/ml-pipeline-ui 8080:80
+
+mlflow-ui-cluster: ## port-forward the cluster's MLflow server to http://localhost:5000
+	kubectl -n mlflow port-forward svc/mlflow 5000:5000
 
 .PHONY: lock
 lock: ## re-create constraints.txt from a fresh resolve of pyproject.toml

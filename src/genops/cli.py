@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--tracking-uri", default=None, help=tracking_help)
     srv.set_defaults(func=_cmd_serve)
 
+    sub.add_parser(
+        "submit",
+        help="compile for the cluster and start a run on Kubeflow Pipelines (genops submit -h)",
+    )
+
     comp = sub.add_parser("compile", help="compile pipelines to KFP IR YAML")
     comp.add_argument("pipelines", nargs="*")
     comp.set_defaults(func=_cmd_compile)
@@ -146,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["submit"]:
+        # `genops submit` owns its arguments (pipelines/submit.py): see `genops submit -h`.
+        from pipelines.submit import main as submit_main
+
+        return int(submit_main(argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -2,29 +2,68 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import mlflow
 import pandas as pd
 import pytest
 import yaml
 
 from genops.config import load_config
+from genops.serving.deploy import stop_local
 from pipelines.local import RunSummary, run_local
 from tests.conftest import ADULT_FAST_CONFIG
 
 pytestmark = pytest.mark.e2e
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> RunSummary:
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunSummary]:
+    """One fast run, deployed to a local server on a free port (stopped at the end)."""
     home = tmp_path_factory.mktemp("genops-home")
-    return run_local(
-        "tabular-synth",
-        str(ADULT_FAST_CONFIG),
-        tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
-        pipeline_root=str(home / "kfp"),
+    port = _free_port()
+    config = home / "run.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"base": str(ADULT_FAST_CONFIG), "deploy": {"target": "local", "port": port}}
+        )
     )
+    os.environ["GENOPS_HOME"] = str(home)
+    try:
+        yield run_local(
+            "tabular-synth",
+            str(config),
+            tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
+            pipeline_root=str(home / "kfp"),
+        )
+    finally:
+        stop_local(port)
+        os.environ.pop("GENOPS_HOME", None)
+
+
+def test_the_champion_is_served_locally_and_smoke_tested(finished: RunSummary) -> None:
+    endpoint = finished.tags["genops.endpoint"]
+    assert endpoint.startswith("http://127.0.0.1:")
+    assert finished.tags["genops.smoke_test"] == "passed"
+    assert httpx.get(f"{endpoint}/health", timeout=10).status_code == 200
+    reply = httpx.post(
+        f"{endpoint}/generate", json={"num_rows": 5, "conditions": {"sex": "Male"}}, timeout=60
+    )
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["num_rows"] == 5 and len(body["rows"]) == 5
+    bad = httpx.post(f"{endpoint}/generate", json={"num_rows": 0}, timeout=10)
+    assert bad.status_code in (400, 422) and "num_rows" in bad.text
 
 
 def test_run_finishes_and_registers_a_version(finished: RunSummary) -> None:
@@ -65,6 +104,7 @@ def test_each_step_logged_a_nested_run(finished: RunSummary) -> None:
     assert set(steps) == {
         "prepare",
         "data-bias-check",
+        "tune",  # disabled in the fast config: logs its settings, runs no trial
         "train",
         "evaluate",
         "register",

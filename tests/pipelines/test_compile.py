@@ -39,30 +39,32 @@ def test_tabular_synth_compiles_with_versioned_images(tmp_path: Path) -> None:
     # gate 1: tuning and training only when the data bias decision is not "stop"
     assert "data-bias-check-Output'] != 'stop'" in condition("comp-exit-handler-1", "condition-2")
     gate1 = tasks("comp-condition-2")
-    assert {"tune-setup", "for-loop-3", "tune-summarize", "train-synthesizer"} <= set(gate1)
-    assert {"evaluate-synthesizer"} <= set(gate1)
+    assert {"tune-study", "train-synthesizer", "evaluate-synthesizer"} <= set(gate1)
     # tuning: a ParallelFor of workers over the setup's worker list, collected by summarize
-    assert set(tasks("comp-for-loop-3")) == {"tune-worker"}
-    loop = gate1["for-loop-3"]["parameterIterator"]
-    assert "tune-setup" in str(loop)
-    assert gate1["train-synthesizer"]["inputs"]["artifacts"]["params"]["taskOutputArtifact"] == {
-        "outputArtifactKey": "best_params",
-        "producerTask": "tune-summarize",
-    }
+    study = tasks("comp-tune-study")
+    assert {"tune-setup", "for-loop-1", "tune-summarize"} == set(study)
+    assert set(tasks("comp-for-loop-1")) == {"tune-worker"}
+    assert "tune-setup" in str(study["for-loop-1"]["parameterIterator"])
+    assert (
+        gate1["train-synthesizer"]["inputs"]["artifacts"]["params"]["taskOutputArtifact"][
+            "producerTask"
+        ]
+        == "tune-study"
+    )
     # gate 2: registration only when the synthetic-data bias gate passed
     assert "evaluate-synthesizer-Output'] == 'passed'" in condition(
-        "comp-condition-2", "condition-4"
+        "comp-condition-2", "condition-3"
     )
-    assert {"register-model", "bless-model"} <= set(tasks("comp-condition-4"))
+    assert {"register-model", "bless-model"} <= set(tasks("comp-condition-3"))
     # gate 3: only a blessed version is promoted, deployed and smoke-tested
-    assert "bless-model-Output'] == 'blessed'" in condition("comp-condition-4", "condition-5")
-    blessed = tasks("comp-condition-5")
+    assert "bless-model-Output'] == 'blessed'" in condition("comp-condition-3", "condition-4")
+    blessed = tasks("comp-condition-4")
     assert {"promote-model", "deploy-model", "smoke-test-endpoint"} <= set(blessed)
     assert blessed["deploy-model"]["dependentTasks"] == ["promote-model"]
     # a failed smoke test rolls the champion back
-    assert set(tasks("comp-condition-6")) == {"rollback-champion"}
+    assert set(tasks("comp-condition-5")) == {"rollback-champion"}
     assert "smoke-test-endpoint-Output'] == 'failed'" in condition(
-        "comp-condition-5", "condition-6"
+        "comp-condition-4", "condition-5"
     )
     # the image holds kfp and genops: nothing is pip-installed when a task starts
     for executor in executors.values():

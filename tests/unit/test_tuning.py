@@ -99,3 +99,20 @@ def test_a_hopeless_trial_is_pruned_and_the_best_params_come_back(tmp_path: Path
     assert summary.best_params == {"learning_rate": 3e-3}
     assert summary.states["PRUNED"] >= 1 and summary.n_trials == 3
     assert 0.0 < (summary.best_value or 0.0) <= 1.0
+
+
+def test_a_storage_url_from_the_environment_travels_as_a_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genops.tuning.study import ENV_STORAGE, open_storage, resolve_storage
+
+    secret = f"sqlite:///{tmp_path / 'optuna.db'}"  # stands in for postgresql://user:pw@...
+    monkeypatch.setenv("OPTUNA_STORAGE_URL", secret)
+    ref = resolve_storage(TuningSpec(enabled=True), "run1")
+    assert ref == ENV_STORAGE and "optuna.db" not in ref
+    assert open_storage(ref) is not None
+    monkeypatch.delenv("OPTUNA_STORAGE_URL")
+    with pytest.raises(RuntimeError, match="OPTUNA_STORAGE_URL, which is not set"):
+        open_storage(ref)
+    local = resolve_storage(TuningSpec(enabled=True), "run1")
+    assert local.startswith("journal://") and local.endswith("run1.journal")

@@ -20,14 +20,19 @@ import pandas as pd
 
 from genops.tuning.space import TuningSpec, suggest
 
+ENV_STORAGE = "env:OPTUNA_STORAGE_URL"
+
 
 def resolve_storage(spec: TuningSpec, run_id: str) -> str:
-    """Config value, else $OPTUNA_STORAGE_URL, else a journal file under $GENOPS_HOME."""
+    """Config value, else $OPTUNA_STORAGE_URL, else a journal file under $GENOPS_HOME.
+
+    A URL taken from the environment (the cluster's Secret, with a password in it) is
+    passed between steps as the reference ``env:OPTUNA_STORAGE_URL``, never as its value,
+    so it shows up in no KFP parameter, artifact or MLflow param."""
     if spec.storage:
         return spec.storage
-    env = os.environ.get("OPTUNA_STORAGE_URL")
-    if env:
-        return env
+    if os.environ.get("OPTUNA_STORAGE_URL"):
+        return ENV_STORAGE
     home = Path(os.environ.get("GENOPS_HOME", ".genops")).resolve() / "optuna"
     home.mkdir(parents=True, exist_ok=True)
     return f"journal://{home / f'{run_id}.journal'}"
@@ -37,6 +42,11 @@ def open_storage(url: str) -> Any:
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
+    if url.startswith("env:"):
+        name = url.removeprefix("env:")
+        if not os.environ.get(name):
+            raise RuntimeError(f"the Optuna storage is ${name}, which is not set in this step")
+        url = os.environ[name]
     if url.startswith("journal://"):
         return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal://")))
     return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)

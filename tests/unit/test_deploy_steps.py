@@ -1,0 +1,56 @@
+"""A failed smoke test rolls the champion back (the steps, without the pipeline)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import yaml
+from mlflow.models import infer_signature
+
+from genops.registry.aliases import CHAMPION, alias_version, promote
+from genops.registry.tracking import start_pipeline_run
+from genops.steps import tabular
+from tests.conftest import SMALL_SPEC
+
+
+class _Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        return model_input
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_failed_smoke_test_then_rollback(tmp_path: Path, tracking_uri: str) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"dataset": SMALL_SPEC}, sort_keys=False))
+    mlflow.set_tracking_uri(tracking_uri)
+    frame = pd.DataFrame({"x": [1]})
+    for _ in range(2):
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=_Echo(), signature=infer_signature(frame, frame)
+            )
+        mlflow.register_model(info.model_uri, "toy-synthesizer")
+    promote("toy-synthesizer", "1", tracking_uri)
+    promote("toy-synthesizer", "2", tracking_uri)
+    run_id = start_pipeline_run(tracking_uri, "exp", "run", {"genops.pipeline": "t"})
+
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    assert tabular.smoke_test(config, tracking_uri, run_id, endpoint) is False
+    tags = mlflow.MlflowClient().get_run(run_id).data.tags
+    assert tags["genops.smoke_test"].startswith("failed: endpoint unreachable")
+
+    assert tabular.rollback(config, tracking_uri, run_id) == "1"
+    assert alias_version("toy-synthesizer", CHAMPION, tracking_uri) == "1"
+    tags = mlflow.MlflowClient().get_run(run_id).data.tags
+    assert tags["genops.rollback"] == "toy-synthesizer@champion: v2 -> v1"
+    assert tags["genops.status"] == "rolled_back"
+    # nothing deployed: the smoke test has nothing to check and passes
+    assert tabular.smoke_test(config, tracking_uri, run_id, "") is True

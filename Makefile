@@ -37,19 +37,19 @@ run-fast: $(STAMP) ## a fast local run (3,000-row sample, 5 epochs)
 
 .PHONY: test
 test: $(STAMP) ## the whole default test suite (lint, types, unit, components, e2e, terraform)
-	$(VENV)/bin/ruff check src components pipelines tests benchmarks
-	$(VENV)/bin/ruff format --check src components pipelines tests benchmarks
+	$(VENV)/bin/ruff check src components pipelines tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src components pipelines tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 .PHONY: test-slow
-test-slow: $(STAMP) ## the slow tests kept out of the default run
+test-slow: $(STAMP) ## the slow tests kept out of the default run (also in test-integration)
 	$(PY) -m pytest -m slow
 
 .PHONY: lint
 lint: $(STAMP) ## format and lint with ruff, type-check with mypy
-	$(VENV)/bin/ruff format src components pipelines tests benchmarks
-	$(VENV)/bin/ruff check --fix src components pipelines tests benchmarks
+	$(VENV)/bin/ruff format src components pipelines tests benchmarks scripts
+	$(VENV)/bin/ruff check --fix src components pipelines tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 .PHONY: compile
@@ -118,6 +118,14 @@ kfp-ui: ## port-forward the KFP UI (and its API) to http://localhost:8080; then 
 
 mlflow-ui-cluster: ## port-forward the cluster's MLflow server to http://localhost:5000
 	kubectl -n mlflow port-forward svc/mlflow 5000:5000
+
+.PHONY: mlflow-server
+mlflow-server: $(STAMP) ## MLflow server on PostgreSQL + S3 (moto), the production shape, on :5001 (FRESH=1 resets)
+	$(PY) scripts/mlflow_stack.py serve --home $(GENOPS_HOME) $(if $(FRESH),--fresh)
+
+.PHONY: test-integration
+test-integration: $(STAMP) ## integration tests incl. the slow SQLite-vs-PostgreSQL timing run
+	$(PY) -m pytest tests/integration -m integration
 
 .PHONY: lock
 lock: ## re-create constraints.txt from a fresh resolve of pyproject.toml

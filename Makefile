@@ -60,6 +60,7 @@ compile: $(STAMP) ## compile pipelines to pipelines/dist/<pipeline>-<version>.ya
 bench: $(STAMP) ## benchmarks; results written to benchmarks/results/
 	$(PY) benchmarks/bench_tabular.py --out benchmarks/results/tabular.json
 	$(PY) benchmarks/bench_serving.py --out benchmarks/results/serving.json
+	$(PY) benchmarks/bench_tuning.py --out benchmarks/results/tuning.json
 
 MODEL_URI ?= models:/adult-synthesizer@champion
 PORT ?= 8080

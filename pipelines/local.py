@@ -44,7 +44,8 @@ class RunSummary:
 
     @property
     def outcome(self) -> str:
-        """succeeded (registered), blocked (data gate), rejected (synthetic gate) or failed."""
+        """succeeded (registered), blocked (data gate), rejected (synthetic gate), rolled_back
+        (smoke test failed) or failed."""
         return self.tags.get("genops.status", "failed")
 
     def render(self) -> str:

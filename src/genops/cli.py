@@ -37,7 +37,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         summary = run_local(args.pipeline, args.config, tracking_uri=args.tracking_uri)
     except RuntimeError as exc:
         print(f"error: pipeline '{args.pipeline}' failed: {exc}", file=sys.stderr)
-        print("No model version was registered. See the task log above.", file=sys.stderr)
+        print(
+            "See the task log above; the MLflow run's tags genops.failed_step and "
+            "genops.failure say where and why.",
+            file=sys.stderr,
+        )
         return 1
     print(summary.render())
     # 0: a model version was registered; 3: a gate stopped the run or the smoke test rolled

@@ -206,6 +206,24 @@ class RunConfig(_Strict):
     blessing: BlessingSpec = Field(default_factory=lambda: BlessingSpec())
     deploy: DeploySpec = Field(default_factory=lambda: DeploySpec())
 
+    @model_validator(mode="after")
+    def _check_combinations(self) -> RunConfig:
+        if self.bias.policy == "mitigate" and not self.model.conditional:
+            raise ValueError(
+                "bias.policy 'mitigate' samples to a target distribution: set model.conditional"
+            )
+        known = set(ModelSpec.model_fields)
+        for key in self.tuning.search_space:
+            name = key.split(".", 1)[-1]
+            if name not in known:
+                raise ValueError(f"tuning.search_space: '{key}' is not a model parameter")
+        for params in self.tuning.enqueue:
+            for key in params:
+                if key not in self.tuning.search_space:
+                    # Optuna only hands back enqueued values of suggested parameters
+                    raise ValueError(f"tuning.enqueue: '{key}' is not in tuning.search_space")
+        return self
+
     @property
     def model_name(self) -> str:
         return self.registry.model_name or f"{self.dataset.name}-synthesizer"

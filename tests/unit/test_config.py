@@ -86,3 +86,28 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("dataset: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            {"bias": {"policy": "mitigate"}, "model": {"conditional": False}},
+            "set model.conditional",
+        ),
+        (
+            {
+                "tuning": {
+                    "search_space": {"learnin_rate": {"type": "float", "low": 0.1, "high": 1}}
+                }
+            },
+            "'learnin_rate' is not a model parameter",
+        ),
+        ({"tuning": {"enqueue": [{"epochs": 3}]}}, "'epochs' is not in tuning.search_space"),
+        ({"tuning": {"storage": "postgresql://u:secret@db/optuna"}}, "must not hold a password"),
+    ],
+)
+def test_inconsistent_settings_are_rejected(override: dict, expected: str) -> None:
+    raw = {"dataset": {**SMALL_SPEC}, **override}
+    with pytest.raises(ConfigError, match=expected):
+        parse_config(raw)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pytest
 import yaml
 from mlflow.models import infer_signature
 
@@ -29,7 +30,9 @@ def _closed_port() -> int:
 
 def test_failed_smoke_test_then_rollback(tmp_path: Path, tracking_uri: str) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"dataset": SMALL_SPEC}, sort_keys=False))
+    config.write_text(
+        yaml.safe_dump({"dataset": SMALL_SPEC, "deploy": {"target": "none"}}, sort_keys=False)
+    )
     mlflow.set_tracking_uri(tracking_uri)
     frame = pd.DataFrame({"x": [1]})
     for _ in range(2):
@@ -54,3 +57,26 @@ def test_failed_smoke_test_then_rollback(tmp_path: Path, tracking_uri: str) -> N
     assert tags["genops.status"] == "rolled_back"
     # nothing deployed: the smoke test has nothing to check and passes
     assert tabular.smoke_test(config, tracking_uri, run_id, "") is True
+
+
+def test_local_deploy_refuses_a_port_held_by_another_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import http.server
+    import threading
+
+    from genops.serving.deploy import DeployError, deploy_local, smoke_test
+
+    monkeypatch.setenv("GENOPS_HOME", str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        with pytest.raises(DeployError, match="already in use by a server this pipeline did not"):
+            deploy_local("models:/x@champion", "sqlite:///x.db", port=port)
+        # and a smoke test against a server that is not ours fails instead of raising
+        result = smoke_test(f"http://127.0.0.1:{port}", ["a"], {})
+        assert not result.passed and "/health answered 501" in result.detail
+    finally:
+        server.shutdown()

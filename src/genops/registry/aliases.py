@@ -72,8 +72,9 @@ def promote(name: str, version: str, tracking_uri: str | None = None) -> AliasMo
     previous = alias_version(name, CHAMPION)
     if previous == str(version):
         return AliasMove(name, CHAMPION, previous, str(version))
-    client.set_registered_model_alias(name, CHAMPION, str(version))
+    # the tag first: a rollback must never mistake a promoted version for the first champion
     client.set_model_version_tag(name, str(version), PREVIOUS_TAG, previous or "")
+    client.set_registered_model_alias(name, CHAMPION, str(version))
     return AliasMove(name, CHAMPION, previous, str(version))
 
 

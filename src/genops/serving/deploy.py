@@ -67,8 +67,19 @@ def deploy_local(
     max_rows: int = 10_000,
     timeout: float = 120.0,
 ) -> str:
-    """(Re)start the local server for ``model_uri``; returns its base URL once healthy."""
+    """(Re)start the local server for ``model_uri``; returns its base URL once healthy.
+
+    Refuses a port another process holds (e.g. a `make serve` in a terminal): a health check
+    answered by that server would pass for ours."""
     stop_local(port)
+    import socket
+
+    with socket.socket() as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise DeployError(
+                f"{host}:{port} is already in use by a server this pipeline did not start; "
+                "stop it or set deploy.port"
+            )
     log = serving_dir() / f"{port}.log"
     cmd = [
         sys.executable, "-m", "genops.serving.server",
@@ -120,13 +131,18 @@ def smoke_test(
         return SmokeResult(False, f"endpoint unreachable: {exc}")
     if reply.status_code != 200:
         return SmokeResult(False, f"/generate answered {reply.status_code}: {reply.text[:300]}")
-    body: dict[str, Any] = reply.json()
+    try:
+        body: dict[str, Any] = reply.json()
+    except ValueError:
+        return SmokeResult(False, f"/generate answered non-JSON: {reply.text[:300]}")
     columns, records = body.get("columns"), body.get("rows")
     if columns != expected_columns:
         return SmokeResult(False, f"columns {columns} != expected {expected_columns}")
     if not isinstance(records, list) or len(records) != rows:
         return SmokeResult(False, f"expected {rows} rows, got {len(records or [])}")
     for record in records:
+        if not isinstance(record, dict) and len(record) != len(columns):
+            return SmokeResult(False, f"a row has {len(record)} values for {len(columns)} columns")
         values = record if isinstance(record, dict) else dict(zip(columns, record, strict=True))
         for name, allowed in categories.items():
             if values.get(name) not in allowed:

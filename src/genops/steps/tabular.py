@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -640,16 +641,20 @@ def evaluate(
                 synthetic, attrs, spec.target, spec.positive_label, config.bias
             ),
         }
+        synthetic_values = {
+            (r.metric, r.attribute, tuple(r.groups)): r.value for r in data_side["synthetic"]
+        }
         comparison: list[dict[str, Any]] = [
             {
                 "metric": r.metric,
                 "attribute": r.attribute,
                 "groups": r.groups,
                 "real": r.value,
-                "synthetic": s.value,
+                "synthetic": synthetic_values.get(
+                    (r.metric, r.attribute, tuple(r.groups)), float("nan")
+                ),
             }
-            for r, s in zip(data_side["real"], data_side["synthetic"], strict=False)
-            if r.metric == s.metric and r.groups == s.groups
+            for r in data_side["real"]
         ]
         shares = group_stats_by_dataset(
             {"real": train_frame, "synthetic": synthetic}, attrs, spec.target, spec.positive_label
@@ -667,7 +672,7 @@ def evaluate(
         )
         for row in comparison:
             if row["metric"] == "DPL" and len(row["groups"]) == 1:
-                key = f"{row['attribute']}_{row['groups'][0]}".replace(" ", "_")
+                key = re.sub(r"[^\w.\-/ :]", "_", f"{row['attribute']}_{row['groups'][0]}")
                 mlflow.log_metrics(
                     {f"dpl_real_{key}": row["real"], f"dpl_synthetic_{key}": row["synthetic"]}
                 )
@@ -802,6 +807,9 @@ def promote(config_path: str | Path, tracking_uri: str, run_id: str, model_versi
     return move.from_version or ""
 
 
+FAILED_DEPLOY = "failed: "
+
+
 def deploy(config_path: str | Path, tracking_uri: str, run_id: str, model_version: str) -> str:
     """Deploy ``models:/<name>@champion`` to the configured target; returns the endpoint
     URL ('' for target none, the manifest's name for kserve outside a cluster)."""
@@ -819,15 +827,19 @@ def deploy(config_path: str | Path, tracking_uri: str, run_id: str, model_versio
         if target == "none":
             endpoint = ""
         elif target == "local":
-            from genops.serving.deploy import deploy_local
+            from genops.serving.deploy import DeployError, deploy_local
 
-            endpoint = deploy_local(
-                uri,
-                tracking_uri,
-                host=config.deploy.host,
-                port=config.deploy.port,
-                max_rows=config.deploy.max_rows,
-            )
+            try:
+                endpoint = deploy_local(
+                    uri,
+                    tracking_uri,
+                    host=config.deploy.host,
+                    port=config.deploy.port,
+                    max_rows=config.deploy.max_rows,
+                )
+            except DeployError as exc:
+                # the champion alias has moved already: let the smoke test fail and roll back
+                endpoint = f"{FAILED_DEPLOY}{exc}"
         else:
             endpoint = _deploy_kserve(config, model_version)
         mlflow.MlflowClient().set_tag(run_id, "genops.endpoint", endpoint or "none")
@@ -873,6 +885,12 @@ def smoke_test(config_path: str | Path, tracking_uri: str, run_id: str, endpoint
         if not endpoint:
             mlflow.log_param("smoke_test", "skipped: nothing deployed")
             return True
+        if endpoint.startswith(FAILED_DEPLOY):
+            detail = f"deployment {endpoint}"
+            mlflow.log_params({"smoke_test": "failed"})
+            mlflow.log_text(detail, "smoke_test/result.txt")
+            mlflow.MlflowClient().set_tag(run_id, "genops.smoke_test", detail[:4000])
+            return False
         categories = {
             name: col.allowed for name, col in spec.columns.items() if col.allowed is not None
         }
@@ -903,7 +921,24 @@ def rollback(config_path: str | Path, tracking_uri: str, run_id: str) -> str:
             # The first champion has nothing to go back to: remove the alias instead.
             client.delete_registered_model_alias(config.model_name, "champion")
             restored, note = "", f"{exc}; alias removed"
-        mlflow.log_param("rollback", note)
+        if config.deploy.target == "local":
+            # the server loaded the failed version: serve the restored champion, or nothing
+            from genops.serving.deploy import DeployError, deploy_local, stop_local
+
+            stop_local(config.deploy.port)
+            if restored:
+                try:
+                    deploy_local(
+                        f"models:/{config.model_name}@champion",
+                        tracking_uri,
+                        host=config.deploy.host,
+                        port=config.deploy.port,
+                        max_rows=config.deploy.max_rows,
+                    )
+                    note += "; local server redeployed"
+                except DeployError as exc:
+                    note += f"; redeploy failed: {exc}"
+        mlflow.log_param("rollback", note[:500])
         client.set_tag(run_id, "genops.rollback", note)
         client.set_tag(run_id, STATUS_TAG, "rolled_back")
     return restored

@@ -98,6 +98,17 @@ class TuningSpec(BaseModel):
         }
     )
 
+    @model_validator(mode="after")
+    def _no_secret_in_storage(self) -> TuningSpec:
+        from urllib.parse import urlparse
+
+        if self.storage and "://" in self.storage and urlparse(self.storage).password:
+            raise ValueError(
+                "tuning.storage must not hold a password (it would travel in artifacts and "
+                "MLflow): set OPTUNA_STORAGE_URL in the environment, or write env:NAME"
+            )
+        return self
+
     def trials_for_worker(self, worker: int) -> int:
         """Trials split as evenly as possible; the first workers take the remainder."""
         base, extra = divmod(self.n_trials, self.n_workers)

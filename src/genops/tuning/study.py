@@ -164,12 +164,19 @@ def run_worker(
 
     study = load_study(spec, storage_url, study_name, worker)
     obj = spec.objective
+    record = log_trial
+
+    def log_trial_safely(*args: Any) -> None:
+        # a tracking hiccup must not fail the trial (nor the worker)
+        if record is None:
+            return
+        with contextlib.suppress(Exception):
+            record(*args)
+
     counts = {"complete": 0, "pruned": 0, "failed": 0}
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, spec.search_space)
-        # enqueued values not in the search space still reach the model
-        params.update({k: v for k, v in trial.params.items() if k not in params and "." not in k})
+        params = suggest(trial, spec.search_space)  # enqueued values come back from suggest
         history: list[dict[str, float]] = []
         synthesizer = build(params)
         n_val = len(data.validation)
@@ -196,24 +203,21 @@ def run_worker(
             )
         except optuna.TrialPruned:
             counts["pruned"] += 1
-            if log_trial:
-                log_trial(trial.number, params, "PRUNED", {}, history)
+            log_trial_safely(trial.number, params, "PRUNED", {}, history)
             raise
         except Exception as exc:
             counts["failed"] += 1
-            if log_trial:
-                log_trial(trial.number, params, "FAIL", {"error": str(exc)}, history)
+            log_trial_safely(trial.number, params, "FAIL", {"error": str(exc)}, history)
             raise
         counts["complete"] += 1
-        if log_trial:
-            log_trial(trial.number, params, "COMPLETE", values, history)
+        log_trial_safely(trial.number, params, "COMPLETE", values, history)
         return values["objective"]
 
     study.optimize(
         objective,
         n_trials=spec.trials_for_worker(worker),
         timeout=spec.timeout_s,
-        catch=(ValueError, RuntimeError),
+        catch=(Exception,),  # a failing trial is recorded FAIL; the worker goes on
         gc_after_trial=True,
     )
     return counts

@@ -19,8 +19,14 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 @pytest.fixture
 def tracking_uri(tmp_path: Path) -> str:
-    """A fresh SQLite MLflow store for one test."""
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    """A fresh SQLite MLflow store for one test, made current with an experiment of its own
+    (MLflow's fluent API otherwise remembers an experiment id of an earlier test's store)."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("tests")
+    return uri
 
 
 def small_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:

@@ -86,5 +86,7 @@ def test_tuning_with_two_workers_prunes_and_feeds_the_train_step(
             )
         ).read_text()
     )
-    assert used == {"learning_rate": best_lr}
+    # the search space merges with the Adult config's (batch_size, embedding_dim)
+    assert used["learning_rate"] == best_lr
+    assert set(used) == {"learning_rate", "batch_size", "embedding_dim"}
     assert float(train_run.data.params["model_learning_rate"]) == best_lr

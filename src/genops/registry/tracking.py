@@ -76,6 +76,8 @@ def step_run(tracking_uri: str, parent_run_id: str, step: str) -> Iterator[Any]:
         run_name=step,
         tags={**tags, "mlflow.parentRunId": parent_run_id, "genops.step": step},
     )
+    # the fluent API refuses to resume a run of another experiment than its active one
+    mlflow.set_experiment(experiment_id=parent.info.experiment_id)
     try:
         with mlflow.start_run(run_id=child.info.run_id) as run:
             yield run

@@ -513,6 +513,9 @@ def tune_summarize(
     summary = summarize(config.tuning, storage_url, study_name)
     _write_text(params_out, json.dumps(summary.best_params))
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(
+        experiment_id=mlflow.MlflowClient().get_run(tuning_run_id).info.experiment_id
+    )
     with mlflow.start_run(run_id=tuning_run_id):
         mlflow.log_dict(summary.best_params, "tuning/best_params.json")
         mlflow.log_text(dumps(trials_table(storage_url, study_name)), "tuning/trials.json")

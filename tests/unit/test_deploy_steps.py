@@ -80,3 +80,51 @@ def test_local_deploy_refuses_a_port_held_by_another_server(
         assert not result.passed and "/health answered 501" in result.detail
     finally:
         server.shutdown()
+
+
+def test_v2_smoke_test_against_a_stub_inference_server() -> None:
+    """KServe's MLServer speaks the Open Inference Protocol v2: /ready, then /infer."""
+    import http.server
+    import json
+    import threading
+
+    from genops.serving.deploy import smoke_test_v2
+
+    columns = {"good": ["age", "sex"], "bad": ["age"]}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _reply(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            name = self.path.split("/")[3]
+            self._reply(200 if name in columns else 404, {})
+
+        def do_POST(self) -> None:
+            name = self.path.split("/")[3]
+            request = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            rows = request["inputs"][0]["data"][0]
+            outputs = [
+                {"name": c, "datatype": "BYTES", "data": ["x"] * rows} for c in columns[name]
+            ]
+            self._reply(200, {"outputs": outputs})
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert smoke_test_v2(url, "good", ["age", "sex"], rows=7).passed
+        wrong = smoke_test_v2(url, "bad", ["age", "sex"], rows=7)
+        assert not wrong.passed and "outputs ['age'] != expected" in wrong.detail
+        missing = smoke_test_v2(url, "absent", ["age"], rows=7)
+        assert not missing.passed and "ready answered 404" in missing.detail
+    finally:
+        server.shutdown()

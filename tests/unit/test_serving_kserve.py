@@ -271,3 +271,15 @@ def test_apply_refuses_an_invalid_manifest_before_contacting_a_cluster() -> None
     manifest["spec"]["predictor"]["model"]["storageURI"] = STORAGE
     with pytest.raises(ValueError, match=r"\$\.spec\.predictor\.model\.storageURI: unknown field"):
         kserve.apply(manifest)
+
+
+def test_readiness_is_judged_for_the_applied_generation() -> None:
+    from genops.serving.kserve import is_ready
+
+    ready = {
+        "status": {"observedGeneration": 3, "conditions": [{"type": "Ready", "status": "True"}]}
+    }
+    assert is_ready(ready, 3) and is_ready(ready)
+    assert not is_ready(ready, 4)  # the old revision answers; the new one is not ready yet
+    not_ready = {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    assert not is_ready(not_ready) and not is_ready({})

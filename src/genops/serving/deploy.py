@@ -150,3 +150,43 @@ def smoke_test(
                     False, f"column '{name}': value {values.get(name)!r} not allowed"
                 )
     return SmokeResult(True, f"{rows} rows with the expected {len(columns)} columns")
+
+
+def smoke_test_v2(
+    url: str,
+    model_name: str,
+    expected_columns: list[str],
+    rows: int = 20,
+    timeout: float = 120.0,
+) -> SmokeResult:
+    """The same check against a KServe InferenceService (MLServer, Open Inference Protocol
+    v2): readiness, then one inference request whose outputs must be the real columns."""
+    payload = {
+        "inputs": [
+            {"name": "num_rows", "shape": [1], "datatype": "INT64", "data": [rows]},
+            {"name": "seed", "shape": [1], "datatype": "INT64", "data": [0]},
+        ]
+    }
+    try:
+        ready = httpx.get(f"{url}/v2/models/{model_name}/ready", timeout=timeout)
+        if ready.status_code != 200:
+            return SmokeResult(
+                False,
+                f"model not ready: /v2/models/{model_name}/ready answered {ready.status_code}",
+            )
+        reply = httpx.post(f"{url}/v2/models/{model_name}/infer", json=payload, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return SmokeResult(False, f"endpoint unreachable: {exc}")
+    if reply.status_code != 200:
+        return SmokeResult(False, f"infer answered {reply.status_code}: {reply.text[:300]}")
+    try:
+        outputs = reply.json()["outputs"]
+        columns = [o["name"] for o in outputs]
+        lengths = {len(o["data"]) for o in outputs}
+    except (ValueError, KeyError, TypeError) as exc:
+        return SmokeResult(False, f"infer answered an unexpected body: {exc}")
+    if sorted(columns) != sorted(expected_columns):
+        return SmokeResult(False, f"outputs {columns} != expected {expected_columns}")
+    if lengths != {rows}:
+        return SmokeResult(False, f"expected {rows} values per output, got {sorted(lengths)}")
+    return SmokeResult(True, f"{rows} rows with the expected {len(columns)} columns (v2)")

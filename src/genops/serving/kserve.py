@@ -318,3 +318,39 @@ def apply(manifest: Mapping[str, Any], namespace: str | None = None) -> dict[str
         GROUP, VERSION, ns, PLURAL, name, body, field_validation="Strict"
     )
     return replaced
+
+
+def is_ready(obj: Mapping[str, Any], generation: int | None = None) -> bool:
+    """An InferenceService whose Ready condition is True for ``generation`` (or later)."""
+    status = obj.get("status") or {}
+    if generation is not None and int(status.get("observedGeneration", -1)) < generation:
+        return False
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def wait_ready(
+    name: str, namespace: str, generation: int | None = None, timeout: float = 900.0
+) -> dict[str, Any]:
+    """Poll until the InferenceService is Ready for the applied generation (a replaced
+    service's old revision must not pass a smoke test meant for the new one)."""
+    import time
+
+    _load_kube_config()
+    from kubernetes import client
+
+    api = client.CustomObjectsApi()
+    deadline = time.monotonic() + timeout
+    while True:
+        obj: dict[str, Any] = api.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name
+        )
+        if is_ready(obj, generation):
+            return obj
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"InferenceService {namespace}/{name} not Ready after {timeout:.0f} s"
+            )
+        time.sleep(10)

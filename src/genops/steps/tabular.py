@@ -871,7 +871,13 @@ def _deploy_kserve(config: RunConfig, model_version: str) -> str:
         max_replicas=ks.max_replicas,
     )
     mlflow.log_text(kserve.to_yaml(manifest), "deploy/inferenceservice.yaml")
-    kserve.apply(manifest, ks.namespace)
+    applied = kserve.apply(manifest, ks.namespace)
+    try:
+        kserve.wait_ready(
+            config.model_name, ks.namespace, int(applied["metadata"].get("generation", 1))
+        )
+    except TimeoutError as exc:
+        return f"{FAILED_DEPLOY}{exc}"  # the smoke test fails and the champion rolls back
     return f"http://{config.model_name}.{ks.namespace}.svc.cluster.local"
 
 
@@ -897,7 +903,14 @@ def smoke_test(config_path: str | Path, tracking_uri: str, run_id: str, endpoint
         categories = {
             name: col.allowed for name, col in spec.columns.items() if col.allowed is not None
         }
-        result = check(endpoint, list(spec.columns), categories, rows=config.deploy.smoke_rows)
+        if config.deploy.target == "kserve":
+            from genops.serving.deploy import smoke_test_v2
+
+            result = smoke_test_v2(
+                endpoint, config.model_name, list(spec.columns), rows=config.deploy.smoke_rows
+            )
+        else:
+            result = check(endpoint, list(spec.columns), categories, rows=config.deploy.smoke_rows)
         mlflow.log_params({"smoke_test": "passed" if result.passed else "failed"})
         mlflow.log_text(result.detail, "smoke_test/result.txt")
         mlflow.MlflowClient().set_tag(

@@ -4,7 +4,6 @@ No Docker, no cluster: each task is a Python subprocess of this interpreter; MLf
 SQLite database plus an artifact folder under ``$GENOPS_HOME`` (default ``./.genops``).
 """
 
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -13,22 +12,16 @@ from typing import Any
 
 from kfp import local
 
+from genops.paths import default_tracking_uri as _default_tracking_uri
+from genops.paths import genops_home
 from genops.version import git_commit, pipeline_version
 from pipelines.registry import get_pipeline
 
 
-def genops_home() -> Path:
-    return Path(os.environ.get("GENOPS_HOME", ".genops")).resolve()
-
-
 def default_tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI when set, else the local SQLite store."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    home = genops_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'mlflow.db'}"
+    """MLFLOW_TRACKING_URI when set, else the local SQLite store (its folder created)."""
+    genops_home().mkdir(parents=True, exist_ok=True)
+    return _default_tracking_uri()
 
 
 @dataclass

@@ -57,15 +57,9 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _tracking_uri(arg: str | None) -> str:
-    import os
-    from pathlib import Path
+    from genops.paths import default_tracking_uri
 
-    if arg:
-        return arg
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    home = Path(os.environ.get("GENOPS_HOME", ".genops")).resolve()
-    return f"sqlite:///{home / 'mlflow.db'}"
+    return arg or default_tracking_uri()
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:

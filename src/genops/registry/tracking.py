@@ -27,8 +27,6 @@ def artifact_root_for(tracking_uri: str) -> str | None:
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri.removeprefix("sqlite:///"))
         return (db.parent / "mlartifacts").resolve().as_uri()
-    if tracking_uri.startswith("file:") or "://" not in tracking_uri:
-        return None
     return None
 
 

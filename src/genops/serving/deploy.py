@@ -21,13 +21,15 @@ from typing import Any
 
 import httpx
 
+from genops.paths import genops_home
+
 
 class DeployError(RuntimeError):
     """A deployment that could not be brought up."""
 
 
 def serving_dir() -> Path:
-    path = Path(os.environ.get("GENOPS_HOME", ".genops")).resolve() / "serving"
+    path = genops_home() / "serving"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

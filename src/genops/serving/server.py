@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -44,6 +43,7 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from genops.paths import default_tracking_uri
 from genops.serving.request import (
     DEFAULT_MAX_ROWS,
     GenerationRequest,
@@ -318,15 +318,6 @@ def serve(
         model_uri, tracking_uri=tracking_uri, max_rows=max_rows, sample_workers=sample_workers
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
-
-
-def default_tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI``, else the local store ``make run`` writes."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    home = Path(os.environ.get("GENOPS_HOME", ".genops")).resolve()
-    return f"sqlite:///{home / 'mlflow.db'}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,9 @@ def resolve_storage(spec: TuningSpec, run_id: str) -> str:
         return spec.storage
     if os.environ.get("OPTUNA_STORAGE_URL"):
         return ENV_STORAGE
-    home = Path(os.environ.get("GENOPS_HOME", ".genops")).resolve() / "optuna"
+    from genops.paths import genops_home
+
+    home = genops_home() / "optuna"
     home.mkdir(parents=True, exist_ok=True)
     return f"journal://{home / f'{run_id}.journal'}"
 

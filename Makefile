@@ -35,12 +35,20 @@ run: $(STAMP) ## run the tabular-synth pipeline locally on Adult (CONFIG=... to 
 run-fast: $(STAMP) ## a fast local run (3,000-row sample, 5 epochs)
 	$(VENV)/bin/genops run $(PIPELINE) --config pipelines/configs/adult-fast.yaml
 
+.PHONY: run-image
+run-image: $(STAMP) ## run the image-diffusion pipeline on digits (default config)
+	$(VENV)/bin/genops run image-diffusion --config pipelines/configs/digits.yaml
+
+.PHONY: run-image-fast
+run-image-fast: $(STAMP) ## a fast image run (60 images per class, 8 epochs)
+	$(VENV)/bin/genops run image-diffusion --config pipelines/configs/digits-fast.yaml
+
 .PHONY: test
 test: $(STAMP) ## the whole default test suite (lint, types, unit, components, e2e, terraform)
 	$(VENV)/bin/ruff check src components pipelines tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src components pipelines tests benchmarks scripts
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 .PHONY: test-slow
 test-slow: $(STAMP) ## the slow tests kept out of the default run (also in test-integration)
@@ -61,6 +69,7 @@ bench: $(STAMP) ## benchmarks; results written to benchmarks/results/
 	$(PY) benchmarks/bench_tabular.py --out benchmarks/results/tabular.json
 	$(PY) benchmarks/bench_serving.py --out benchmarks/results/serving.json
 	$(PY) benchmarks/bench_tuning.py --out benchmarks/results/tuning.json
+	$(PY) benchmarks/bench_image.py --out benchmarks/results/image.json
 
 MODEL_URI ?= models:/adult-synthesizer@champion
 PORT ?= 8080

@@ -69,6 +69,14 @@ class RunSummary:
             "synthetic_bias_passed",
             "privacy_dcr_ratio",
             "privacy_exact_copy_share",
+            # image-diffusion: quality beside its real baseline
+            "cas",
+            "cas_real_baseline",
+            "domain_accuracy_conditional",
+            "frechet_distance",
+            "frechet_distance_baseline",
+            "representation_tvd",
+            "min_relative_share",
         ):
             if key in self.metrics:
                 lines.append(f"  {key:<28} {self.metrics[key]:.4f}")
@@ -94,6 +102,16 @@ def summarize(tracking_uri: str, run_id: str, seconds: float) -> RunSummary:
     )
 
 
+def _check_config_pipeline(pipeline: str, config: str) -> None:
+    if "://" in config:
+        return  # read by the start step, which checks it as well as it can
+    from genops.config import load_any_config
+
+    kind = load_any_config(config).pipeline_name
+    if kind != pipeline:
+        raise ValueError(f"{config} is a '{kind}' config (its 'pipeline' key), not '{pipeline}'")
+
+
 def run_local(
     pipeline: str,
     config: str,
@@ -101,7 +119,9 @@ def run_local(
     pipeline_root: str | None = None,
     **arguments: Any,
 ) -> RunSummary:
-    """Run ``pipeline`` locally; raises RuntimeError naming the failed task on failure."""
+    """Run ``pipeline`` locally; raises RuntimeError naming the failed task on failure, and
+    ValueError before anything runs when a local config is written for another pipeline."""
+    _check_config_pipeline(pipeline, config)
     tracking_uri = tracking_uri or default_tracking_uri()
     root = Path(pipeline_root or genops_home() / "kfp-local")
     root.mkdir(parents=True, exist_ok=True)

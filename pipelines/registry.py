@@ -3,11 +3,18 @@
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.image_diffusion import image_diffusion
 from pipelines.tabular_synth import tabular_synth
 
-PIPELINES: dict[str, Callable[..., Any]] = {"tabular-synth": tabular_synth}
+PIPELINES: dict[str, Callable[..., Any]] = {
+    "tabular-synth": tabular_synth,
+    "image-diffusion": image_diffusion,
+}
 
-DEFAULT_CONFIGS: dict[str, str] = {"tabular-synth": "pipelines/configs/adult.yaml"}
+DEFAULT_CONFIGS: dict[str, str] = {
+    "tabular-synth": "pipelines/configs/adult.yaml",
+    "image-diffusion": "pipelines/configs/digits.yaml",
+}
 
 
 def get_pipeline(name: str) -> Callable[..., Any]:

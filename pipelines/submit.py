@@ -231,16 +231,22 @@ def config_uri_for(config: str | None, pipeline: str, cwd: Path | None = None) -
     )
 
 
-def check_config(config: str | None) -> None:
-    """Validate a local config file before anything is compiled or uploaded."""
+def check_config(config: str | None, pipeline: str | None = None) -> None:
+    """Validate a local config file (and that it is written for ``pipeline``) before
+    anything is compiled or uploaded."""
     if not config or "://" in config or config.startswith(IMAGE_APP_DIR + "/"):
         return
-    from genops.config import ConfigError, load_config
+    from genops.config import ConfigError, load_any_config
 
     try:
-        load_config(config)
+        kind = load_any_config(config).pipeline_name
     except ConfigError as exc:
         raise SubmitError(str(exc), EXIT_USAGE) from exc
+    if pipeline is not None and kind != pipeline:
+        raise SubmitError(
+            f"{config} is a '{kind}' config (its 'pipeline' key), not one for '{pipeline}'",
+            EXIT_USAGE,
+        )
 
 
 def _dirty_tree_note() -> str | None:
@@ -317,7 +323,7 @@ def plan(
         notes.append(message)
     config = config or DEFAULT_CONFIGS.get(pipeline)
     config_uri = config_uri_for(config, pipeline)
-    check_config(config)
+    check_config(config, pipeline)
     tracking = tracking_uri_for(tracking_uri, env)
     version = pipeline_version()
     commit = git_commit()

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from genops.config import ConfigError, dump_config, load_config
+    from genops.config import ConfigError, dump_config, load_any_config
 
     try:
-        config = load_config(args.config)
+        config = load_any_config(args.config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -24,12 +24,19 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from genops.config import ConfigError, load_config
+    from genops.config import ConfigError, load_any_config
 
     try:
-        load_config(args.config)  # fail fast, before any task starts
+        config = load_any_config(args.config)  # fail fast, before any task starts
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if config.pipeline_name != args.pipeline:
+        print(
+            f"error: {args.config} is a '{config.pipeline_name}' config (its 'pipeline' key), "
+            f"not one for '{args.pipeline}'",
+            file=sys.stderr,
+        )
         return 2
     from pipelines.local import run_local
 

@@ -6,6 +6,9 @@ registration settings. A file may name a ``base:`` file (relative to itself) who
 overrides key by key, so a fast test config is a few lines on top of the real one.
 
 Validation happens here, before any step runs: a bad spec fails with the field's path.
+
+A file whose top-level ``pipeline`` key is ``image-diffusion`` is an image run
+(:class:`genops.image.config.ImageRunConfig`); :func:`load_any_config` reads either kind.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from genops.bias.config import BiasConfig
 from genops.evaluation.blessing import BlessingSpec
+from genops.image.config import ImageRunConfig
+from genops.specs import DeploySpec
 from genops.tuning.space import TuningSpec
 
 
@@ -166,37 +171,10 @@ class RegistrySpec(_Strict):
     experiment: str | None = Field(None, description="Default: 'tabular-synth-<dataset>'.")
 
 
-class KServeSpec(_Strict):
-    """The KServe InferenceService the deploy step renders and applies on the cluster."""
-
-    namespace: str = "genops-serving"
-    service_account: str = "genops-model-server"
-    gpu: bool = False
-    canary_traffic_percent: int | None = Field(None, ge=0, le=100)
-    min_replicas: int = Field(1, ge=0)
-    max_replicas: int = Field(2, ge=1)
-    cpu: str = "1"
-    memory: str = "2Gi"
-
-
-class DeploySpec(_Strict):
-    """Where a blessed champion goes. The pipeline code is the same for every target."""
-
-    target: Literal["none", "local", "kserve"] = Field(
-        "local",
-        description="none: promote only; local: a REST server on 127.0.0.1 (detached, "
-        "`make serve-stop` ends it); kserve: an InferenceService on the cluster.",
-    )
-    host: str = "127.0.0.1"
-    port: int = Field(8080, gt=0, lt=65536)
-    max_rows: int = Field(10_000, gt=0, description="Largest num_rows a request may ask for.")
-    smoke_rows: int = Field(20, gt=0)
-    kserve: KServeSpec = Field(default_factory=lambda: KServeSpec())
-
-
 class RunConfig(_Strict):
     """A whole run of the tabular-synth pipeline."""
 
+    pipeline: Literal["tabular-synth"] = "tabular-synth"
     dataset: DatasetSpec
     model: ModelSpec = Field(default_factory=lambda: ModelSpec())
     tuning: TuningSpec = Field(default_factory=lambda: TuningSpec())
@@ -223,6 +201,10 @@ class RunConfig(_Strict):
                     # Optuna only hands back enqueued values of suggested parameters
                     raise ValueError(f"tuning.enqueue: '{key}' is not in tuning.search_space")
         return self
+
+    @property
+    def pipeline_name(self) -> str:
+        return "tabular-synth"
 
     @property
     def model_name(self) -> str:
@@ -256,6 +238,17 @@ def _read_yaml_dict(path: Path) -> dict[str, Any]:
 
 
 def _resolve_sources(raw: dict[str, Any], spec_dir: Path) -> None:
+    dataset = raw.get("dataset")
+    if not isinstance(dataset, dict):
+        return  # validation names the problem
+    source = dataset.get("source")  # image data sets name one source
+    if (
+        isinstance(source, str)
+        and "://" not in source
+        and not source.startswith("sklearn:")
+        and not Path(source).is_absolute()
+    ):
+        raw["dataset"]["source"] = str((spec_dir / source).resolve())
     sources = raw.get("dataset", {}).get("sources")
     if isinstance(sources, list):
         raw["dataset"]["sources"] = [
@@ -278,16 +271,20 @@ def load_raw_config(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def _config_error(origin: str, exc: ValidationError) -> ConfigError:
+    lines = [
+        f"  {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors()
+    ]
+    return ConfigError(f"{origin}: invalid configuration\n" + "\n".join(lines))
+
+
 def parse_config(raw: dict[str, Any], origin: str = "<config>") -> RunConfig:
     """Validate a raw mapping; errors name the field's dotted path."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(lines)) from exc
+        raise _config_error(origin, exc) from exc
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -295,6 +292,30 @@ def load_config(path: str | Path) -> RunConfig:
     return parse_config(load_raw_config(path), origin=str(path))
 
 
-def dump_config(config: RunConfig) -> str:
+AnyRunConfig = RunConfig | ImageRunConfig
+
+
+def parse_any_config(raw: dict[str, Any], origin: str = "<config>") -> AnyRunConfig:
+    """A tabular or an image run config, chosen by the top-level ``pipeline`` key."""
+    pipeline = raw.get("pipeline", "tabular-synth")
+    if pipeline == "tabular-synth":
+        return parse_config(raw, origin)
+    if pipeline != "image-diffusion":
+        raise ConfigError(
+            f"{origin}: invalid configuration\n  pipeline: unknown pipeline {pipeline!r}; "
+            "expected 'tabular-synth' or 'image-diffusion'"
+        )
+    try:
+        return ImageRunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _config_error(origin, exc) from exc
+
+
+def load_any_config(path: str | Path) -> AnyRunConfig:
+    """Read, merge and validate a tabular or image run configuration file."""
+    return parse_any_config(load_raw_config(path), origin=str(path))
+
+
+def dump_config(config: BaseModel) -> str:
     """The resolved configuration as YAML (what a run actually used)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -69,3 +69,43 @@ def test_tabular_synth_compiles_with_versioned_images(tmp_path: Path) -> None:
     # the image holds kfp and genops: nothing is pip-installed when a task starts
     for executor in executors.values():
         assert "pip install" not in " ".join(executor["container"]["command"])
+
+
+def test_image_diffusion_compiles_and_shares_the_release_components(tmp_path: Path) -> None:
+    path = compile_pipeline("image-diffusion", tmp_path)
+    ir = yaml.safe_load(path.read_text())
+    assert ir["pipelineInfo"]["name"] == "image-diffusion"
+    executors = ir["deploymentSpec"]["executors"]
+    images = {name: e["container"]["image"] for name, e in executors.items()}
+    gpu_steps = {"exec-train-generator", "exec-evaluate-generator", "exec-tune-worker"}
+    assert {images[n] for n in gpu_steps} == {image("train-cuda")}
+    assert {i for n, i in images.items() if n not in gpu_steps} == {image("component")}
+    comps = ir["components"]
+
+    def tasks(component: str) -> dict:
+        return comps[component]["dag"]["tasks"]
+
+    def condition(component: str, task: str) -> str:
+        return tasks(component)[task]["triggerPolicy"]["condition"]
+
+    assert {"prepare-images", "representation-check", "condition-2"} <= set(
+        tasks("comp-exit-handler-1")
+    )
+    assert "representation-check-Output'] != 'stop'" in condition(
+        "comp-exit-handler-1", "condition-2"
+    )
+    assert {"tune-study", "train-generator", "evaluate-generator"} <= set(tasks("comp-condition-2"))
+    assert "evaluate-generator-Output'] == 'passed'" in condition("comp-condition-2", "condition-3")
+    assert {"register-model", "bless-model"} <= set(tasks("comp-condition-3"))
+    assert {"promote-model", "deploy-model", "smoke-test-endpoint"} <= set(
+        tasks("comp-condition-4")
+    )
+    # the shared steps are the very components the tabular pipeline runs
+    tabular = yaml.safe_load(compile_pipeline("tabular-synth", tmp_path).read_text())
+    shared = [
+        "exec-start-run", "exec-finish-run", "exec-tune-setup", "exec-tune-worker",
+        "exec-tune-summarize", "exec-register-model", "exec-bless-model", "exec-promote-model",
+        "exec-deploy-model", "exec-smoke-test-endpoint", "exec-rollback-champion",
+    ]  # fmt: skip
+    for name in shared:
+        assert executors[name] == tabular["deploymentSpec"]["executors"][name], name

@@ -128,3 +128,49 @@ def test_v2_smoke_test_against_a_stub_inference_server() -> None:
         assert not missing.passed and "ready answered 404" in missing.detail
     finally:
         server.shutdown()
+
+
+def test_image_v2_smoke_test_against_a_stub_inference_server() -> None:
+    """The image model over v2: label/count in; label and png_base64 outputs must match."""
+    import http.server
+    import json
+    import threading
+
+    from genops.serving.deploy import image_smoke_test_v2
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _reply(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._reply(200, {})
+
+        def do_POST(self) -> None:
+            name = self.path.split("/")[3]
+            request = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            inputs = {i["name"]: i["data"][0] for i in request["inputs"]}
+            label = inputs["label"] if name == "good" else "wrong"
+            n = inputs["count"]
+            outputs = [
+                {"name": "label", "datatype": "BYTES", "data": [label] * n},
+                {"name": "png_base64", "datatype": "BYTES", "data": ["iVBOR"] * n},
+            ]
+            self._reply(200, {"outputs": outputs})
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert image_smoke_test_v2(url, "good", "7").passed
+        wrong = image_smoke_test_v2(url, "bad", "7")
+        assert not wrong.passed and "expected 2 images of '7', got labels ['wrong'" in wrong.detail
+    finally:
+        server.shutdown()

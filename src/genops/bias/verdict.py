@@ -27,7 +27,14 @@ _VIOLATION = {"<=": ">", "<": ">=", ">=": "<", ">": "<="}
 
 #: Metrics about one group on its own (not the group against the rest of the rows).
 GROUP_ONLY_METRICS: frozenset[str] = frozenset(
-    {"coverage", "relative_underrepresentation", "group_shape_score"}
+    {
+        "coverage",
+        "relative_underrepresentation",
+        "group_shape_score",
+        "class_share_ratio",
+        "relative_share",
+        "conditional_accuracy",
+    }
 )
 
 

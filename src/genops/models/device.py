@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["THREADS_ENV_VAR", "apply_thread_env", "is_int_like", "resolve_device"]
+
+#: Torch intra-op threads for fitting (and the model server); unset leaves torch's default.
+THREADS_ENV_VAR = "GENOPS_TORCH_THREADS"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -25,3 +31,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"Device {str(resolved)!r} requested but CUDA is not available.")
     return resolved
+
+
+def apply_thread_env() -> None:
+    """``torch.set_num_threads($GENOPS_TORCH_THREADS)`` when the variable is set."""
+    value = os.environ.get(THREADS_ENV_VAR)
+    if not value:
+        return
+    try:
+        threads = int(value)
+    except ValueError as exc:
+        raise ValueError(f"{THREADS_ENV_VAR} must be an integer, got {value!r}") from exc
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def is_int_like(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)

@@ -13,7 +13,6 @@ noise to the ``tanh`` scalars.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -27,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genops.models.base import EpochCallback
-from genops.models.device import resolve_device
+from genops.models.device import apply_thread_env, is_int_like, resolve_device
 from genops.models.transformer import (
     ContinuousColumnInfo,
     DataTransformer,
@@ -39,7 +38,6 @@ from genops.models.transformer import (
 __all__ = ["TVAEParams", "TVAESynthesizer"]
 
 FORMAT_VERSION = 1
-THREADS_ENV_VAR = "GENOPS_TORCH_THREADS"
 
 _MODEL_FILE = "model.pt"
 _META_FILE = "meta.json"
@@ -191,22 +189,6 @@ class _Layout:
         for i, (s, d) in enumerate(zip(self.span_starts, self.span_dims, strict=True)):
             out[:, i] = s + soft[:, s : s + d].argmax(axis=1)
         return out
-
-
-def _apply_thread_env() -> None:
-    value = os.environ.get(THREADS_ENV_VAR)
-    if not value:
-        return
-    try:
-        threads = int(value)
-    except ValueError as exc:
-        raise ValueError(f"{THREADS_ENV_VAR} must be an integer, got {value!r}") from exc
-    if threads > 0:
-        torch.set_num_threads(threads)
-
-
-def _is_int_like(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 class TVAESynthesizer:
@@ -390,7 +372,7 @@ class TVAESynthesizer:
         callback stops training, leaves the model unfitted and propagates.
         """
         self._check_frame(df)
-        _apply_thread_env()
+        apply_thread_env()
         p = self.params
         device = self.device
 
@@ -667,9 +649,9 @@ class TVAESynthesizer:
         With ``seed=None`` successive calls continue one random stream seeded by the model
         seed; pass a seed to make a call reproducible on its own.
         """
-        if not _is_int_like(n) or n <= 0:
+        if not is_int_like(n) or n <= 0:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        if not _is_int_like(batch_size) or batch_size <= 0:
+        if not is_int_like(batch_size) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self._require_fitted()
         n = int(n)
@@ -738,7 +720,7 @@ class TVAESynthesizer:
             )
         if not isinstance(frame, pd.DataFrame) or len(frame) == 0:
             raise ValueError("sample_conditions() needs a non-empty DataFrame of conditions.")
-        if not _is_int_like(batch_size) or batch_size <= 0:
+        if not is_int_like(batch_size) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         cats = transformer.categories
         given: list[int] = []

@@ -192,3 +192,69 @@ def smoke_test_v2(
     if lengths != {rows}:
         return SmokeResult(False, f"expected {rows} values per output, got {sorted(lengths)}")
     return SmokeResult(True, f"{rows} rows with the expected {len(columns)} columns (v2)")
+
+
+def image_smoke_test(
+    url: str, shape: tuple[int, int, int], steps: int = 10, timeout: float = 120.0
+) -> SmokeResult:
+    """Health, the served classes from /metadata, then one image per class: the labels
+    must come back in order and every PNG must decode to ``shape`` (C, H, W)."""
+    from genops.image.request import decode_png
+
+    try:
+        health = httpx.get(f"{url}/health", timeout=timeout)
+        if health.status_code != 200:
+            return SmokeResult(False, f"/health answered {health.status_code}")
+        meta = httpx.get(f"{url}/metadata", timeout=timeout).json()
+        classes = meta.get("classes") if isinstance(meta, dict) else None
+        if not classes:
+            return SmokeResult(False, "/metadata names no classes: not an image model")
+        body = {"classes": classes, "steps": steps, "seed": 0, "format": "png"}
+        reply = httpx.post(f"{url}/generate", json=body, timeout=timeout)
+    except (httpx.HTTPError, ValueError) as exc:
+        return SmokeResult(False, f"endpoint unreachable or not JSON: {exc}")
+    if reply.status_code != 200:
+        return SmokeResult(False, f"/generate answered {reply.status_code}: {reply.text[:300]}")
+    try:
+        answer = reply.json()
+        labels, images = answer["labels"], answer["images"]
+        shapes = {tuple(decode_png(img).shape) for img in images}
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return SmokeResult(False, f"/generate answered an unexpected body: {exc}")
+    if labels != classes or len(images) != len(classes):
+        return SmokeResult(False, f"asked for {classes}, got labels {labels}")
+    if shapes != {shape}:
+        return SmokeResult(False, f"images decode to shapes {sorted(shapes)}, expected {shape}")
+    return SmokeResult(True, f"{len(images)} images, one per class, each {shape} (C,H,W)")
+
+
+def image_smoke_test_v2(
+    url: str, model_name: str, class_name: str, steps: int = 10, timeout: float = 120.0
+) -> SmokeResult:
+    """The image check over the Open Inference Protocol v2 (KServe's MLServer runtime):
+    readiness, then two images of one class; outputs must carry labels and PNGs."""
+    payload = {
+        "inputs": [
+            {"name": "label", "shape": [1], "datatype": "BYTES", "data": [class_name]},
+            {"name": "count", "shape": [1], "datatype": "INT64", "data": [2]},
+            {"name": "steps", "shape": [1], "datatype": "INT64", "data": [steps]},
+            {"name": "seed", "shape": [1], "datatype": "INT64", "data": [0]},
+        ]
+    }
+    try:
+        ready = httpx.get(f"{url}/v2/models/{model_name}/ready", timeout=timeout)
+        if ready.status_code != 200:
+            return SmokeResult(False, f"model not ready: answered {ready.status_code}")
+        reply = httpx.post(f"{url}/v2/models/{model_name}/infer", json=payload, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return SmokeResult(False, f"endpoint unreachable: {exc}")
+    if reply.status_code != 200:
+        return SmokeResult(False, f"infer answered {reply.status_code}: {reply.text[:300]}")
+    try:
+        outputs = {o["name"]: o["data"] for o in reply.json()["outputs"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        return SmokeResult(False, f"infer answered an unexpected body: {exc}")
+    labels = outputs.get("label")
+    if labels != [class_name, class_name] or len(outputs.get("png_base64", [])) != 2:
+        return SmokeResult(False, f"expected 2 images of {class_name!r}, got labels {labels}")
+    return SmokeResult(True, f"2 images of class {class_name!r} (v2)")

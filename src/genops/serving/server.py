@@ -10,6 +10,11 @@ It loads the registered MLflow pyfunc model (``mlflow.pyfunc.load_model``) and s
   "format": "records"}`` -> ``{"num_rows": 100, "columns": [...], "rows": [...]}``
   (``"format": "columns"`` answers ``"data": {column: [values]}`` instead of ``"rows"``).
 
+An image generator (``genops.image.pyfunc``) is served by the same app: ``/metadata`` names
+its classes and image shape, and ``POST /generate`` takes ``{"classes": ["3", "7"]}`` or
+``{"counts": {"3": 2}}`` with optional ``steps``, ``guidance``, ``seed`` and ``format``
+(``png``: base64 PNGs, ``array``: values in [0, 1]); ``max_rows`` caps the images per request.
+
 Why not MLflow's stock scoring server (``mlflow models serve``)? It serves any pyfunc
 generically through ``/invocations`` with a DataFrame payload. We need three things it does
 not give: a request checked against the model's categories before any sampling, answered
@@ -36,7 +41,7 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import mlflow
 import pandas as pd
@@ -80,6 +85,7 @@ class ServedModel:
     synthesizer: Any  # genops.models.Synthesizer
     categories: dict[str, list[str]]
     metadata: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["tabular", "image"] = "tabular"  # image: a DiffusionModel in .synthesizer
 
 
 def resolve_model_version(model_uri: str) -> dict[str, Any]:
@@ -128,6 +134,9 @@ def load_served_model(model_uri: str, tracking_uri: str | None = None) -> Served
         mlflow.set_tracking_uri(tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(model_uri)
     python_model = pyfunc.unwrap_python_model()
+    generator = getattr(python_model, "generator", None)
+    if generator is not None:
+        return _served_image_model(model_uri, pyfunc, generator)
     synthesizer = getattr(python_model, "synthesizer", None)
     if synthesizer is None:
         raise TypeError(f"{model_uri} is not a genops synthesizer model (no .synthesizer)")
@@ -152,6 +161,53 @@ def load_served_model(model_uri: str, tracking_uri: str | None = None) -> Served
         "conditional_columns": list(getattr(synthesizer, "conditional_columns", [])),
     }
     return ServedModel(model_uri, pyfunc, synthesizer, categories, metadata)
+
+
+def _served_image_model(model_uri: str, pyfunc: Any, generator: Any) -> ServedModel:
+    registered = resolve_model_version(model_uri)
+    tags = registered.pop("tags")
+    meta = pyfunc.metadata
+    metadata = {
+        "model_uri": model_uri,
+        **registered,
+        "kind": "image",
+        "tags": {key: tags.get(key) for key in LINEAGE_TAGS},
+        "all_tags": tags,
+        "input_schema": _schema_dict(meta.get_input_schema()),
+        "output_schema": _schema_dict(meta.get_output_schema()),
+        "classes": list(generator.class_names),
+        "image_shape": [generator.channels, generator.image_size, generator.image_size],
+        "default_steps": generator.spec.sample_steps,
+        "default_guidance": generator.spec.guidance_scale,
+    }
+    return ServedModel(
+        model_uri, pyfunc, generator, {"class": list(generator.class_names)}, metadata, "image"
+    )
+
+
+def _generate_images(served: ServedModel, raw: bytes, max_images: int) -> bytes:
+    """``POST /generate`` for an image model: parse, sample, render (one worker trip)."""
+    from genops.image.request import parse_image_request, png_base64, to_unit
+
+    body = json.loads(raw)
+    if not isinstance(body, dict):
+        raise RequestError(f"body: expected a JSON object, got {type(body).__name__}")
+    generator = served.synthesizer
+    request = parse_image_request(body, generator.class_names, max_images, generator.spec.timesteps)
+    images = generator.sample(
+        request.labels, steps=request.steps, guidance_scale=request.guidance, seed=request.seed
+    )
+    out: dict[str, Any] = {
+        "num_images": len(request.labels),
+        "labels": [generator.class_names[i] for i in request.labels],
+        "shape": list(images.shape[1:]),
+        "format": request.fmt,
+    }
+    if request.fmt == "png":
+        out["images"] = [png_base64(img) for img in images]
+    else:
+        out["images"] = to_unit(images).round(5).tolist()
+    return json.dumps(out).encode()
 
 
 class _CannotSample(Exception):
@@ -232,7 +288,7 @@ def create_app(
             executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
-        title="genops synthesizer",
+        title="genops generative model",
         description=__doc__,
         version=str(model.metadata.get("version") or "unregistered"),
         lifespan=lifespan,
@@ -273,6 +329,18 @@ def create_app(
 
     @app.post("/generate")
     async def generate(http_request: Request) -> Response:
+        if model.kind == "image":
+            raw = await http_request.body()
+            try:
+                json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                return _error(400, f"body: not valid JSON: {exc}")
+            try:
+                loop = asyncio.get_running_loop()
+                body = await loop.run_in_executor(executor, _generate_images, model, raw, max_rows)
+            except RequestError as exc:
+                return _error(400, str(exc))
+            return Response(body, media_type="application/json")
         try:
             request, fmt = _parse_body(await http_request.body(), model, max_rows)
         except RequestError as exc:
@@ -323,7 +391,8 @@ def serve(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m genops.serving.server",
-        description="Serve a registered synthesizer over HTTP (/health, /metadata, /generate).",
+        description="Serve a registered synthesizer or image generator over HTTP "
+        "(/health, /metadata, /generate).",
     )
     parser.add_argument(
         "--model-uri", required=True, help="e.g. models:/adult-synthesizer@champion"

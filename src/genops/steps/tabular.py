@@ -1,4 +1,10 @@
-"""The tabular-synth pipeline's steps as plain functions over file paths.
+"""The tabular-synth pipeline's steps, and the steps both pipelines share, as plain
+functions over file paths.
+
+Shared (they read either pipeline's config, :func:`read_any_config`): start, finish, the
+tuning study (setup, worker, summarize; the worker picks the tabular or the image objective),
+register, bless, promote, deploy, smoke test and rollback. Tabular only: prepare, the data
+bias check, train and evaluate (the image pipeline's are in :mod:`genops.steps.image`).
 
 A KFP component calls exactly one of these with its artifacts' paths; tests call them
 directly. Nothing here knows about KFP.
@@ -16,7 +22,14 @@ from typing import Any
 
 import yaml
 
-from genops.config import RunConfig, dump_config, load_raw_config, parse_config
+from genops.config import (
+    AnyRunConfig,
+    RunConfig,
+    dump_config,
+    load_raw_config,
+    parse_any_config,
+    parse_config,
+)
 
 PIPELINE_NAME = "tabular-synth"
 
@@ -30,11 +43,16 @@ def _write_text(path: str | Path, text: str) -> None:
 
 
 def read_run_config(path: str | Path) -> RunConfig:
-    """Read the resolved config artifact written by ``start``."""
+    """Read the resolved (tabular) config artifact written by ``start``."""
     return parse_config(yaml.safe_load(Path(path).read_text()), origin=str(path))
 
 
-def load_config_uri(uri: str) -> RunConfig:
+def read_any_config(path: str | Path) -> AnyRunConfig:
+    """Read the resolved config artifact of either pipeline (the shared steps use this)."""
+    return parse_any_config(yaml.safe_load(Path(path).read_text()), origin=str(path))
+
+
+def load_config_uri(uri: str) -> AnyRunConfig:
     """A config from a local path or s3:// (an s3 config must use absolute source URIs)."""
     if uri.startswith("s3://"):
         from genops.data.io import read_bytes
@@ -42,8 +60,8 @@ def load_config_uri(uri: str) -> RunConfig:
         raw = yaml.safe_load(read_bytes(uri))
         if not isinstance(raw, dict):
             raise ValueError(f"{uri}: expected a mapping at the top level")
-        return parse_config(raw, origin=uri)
-    return parse_config(load_raw_config(uri), origin=uri)
+        return parse_any_config(raw, origin=uri)
+    return parse_any_config(load_raw_config(uri), origin=uri)
 
 
 # ---------------------------------------------------------------- start / finish
@@ -64,9 +82,9 @@ def start(
     run_id = start_pipeline_run(
         tracking_uri,
         config.experiment_name,
-        run_name=f"{PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}",
+        run_name=f"{config.pipeline_name}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={
-            "genops.pipeline": PIPELINE_NAME,
+            "genops.pipeline": config.pipeline_name,
             "genops.pipeline_version": pipeline_version,
             "genops.git_commit": git_commit,
             "genops.dataset": config.dataset.name,
@@ -383,7 +401,7 @@ def tune_setup(config_path: str | Path, tracking_uri: str, run_id: str) -> TuneS
     from genops.registry.tracking import step_run
     from genops.tuning.study import create_study, resolve_storage
 
-    config = read_run_config(config_path)
+    config = read_any_config(config_path)
     spec = config.tuning
     with step_run(tracking_uri, run_id, "tune") as run:
         mlflow.log_params(
@@ -418,21 +436,52 @@ def tune_worker(
     """Run one worker's share of trials; every trial is a nested run of the tuning run."""
     if not storage_url:
         return {"complete": 0, "pruned": 0, "failed": 0}
-    import mlflow
-
-    from genops.data import read_parquet
     from genops.tuning.study import ObjectiveData, run_worker
 
-    config = read_run_config(config_path)
-    spec = config.dataset
-    data = ObjectiveData(
-        train=read_parquet(train_path, spec),
-        validation=read_parquet(validation_path, spec),
-        continuous=spec.continuous_columns,
-        categorical=spec.categorical_columns,
-        target=spec.target,
-        positive_label=spec.positive_label,
+    config = read_any_config(config_path)
+    budget: dict[str, Any] = {"seed": config.model.seed}
+    if config.tuning.trial_epochs is not None:
+        budget["epochs"] = config.tuning.trial_epochs
+    if config.tuning.n_workers > 1:
+        # parallel workers share the cores: one torch thread each avoids oversubscription
+        os.environ.setdefault("GENOPS_TORCH_THREADS", "1")
+    objective: Any
+    if isinstance(config, RunConfig):
+        from genops.data import read_parquet
+
+        spec = config.dataset
+        objective = ObjectiveData(
+            train=read_parquet(train_path, spec),
+            validation=read_parquet(validation_path, spec),
+            continuous=spec.continuous_columns,
+            categorical=spec.categorical_columns,
+            target=spec.target,
+            positive_label=spec.positive_label,
+        )
+        tabular_config = config
+
+        def build(params: dict[str, Any]) -> Any:
+            return build_synthesizer(tabular_config, {**budget, **params})
+
+    else:
+        from genops.steps import image
+
+        objective, build = image.tuning_objective(config, train_path, validation_path, budget)
+    return run_worker(
+        config.tuning,
+        storage_url,
+        study_name,
+        worker,
+        objective,
+        build=build,
+        log_trial=trial_logger(tracking_uri, tuning_run_id, worker),
     )
+
+
+def trial_logger(tracking_uri: str, tuning_run_id: str, worker: int) -> Any:
+    """A ``log_trial`` callback: every trial becomes a nested run of the tuning run."""
+    import mlflow
+
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
     tuning_run = client.get_run(tuning_run_id)
@@ -458,12 +507,9 @@ def tune_worker(
         for key, value in params.items():
             client.log_param(rid, key, value)
         for point in history:
-            client.log_metric(
-                rid,
-                "intermediate_fidelity_quality",
-                point["fidelity_quality"],
-                step=int(point["epoch"]),
-            )
+            for key, value in point.items():
+                if key != "epoch":
+                    client.log_metric(rid, f"intermediate_{key}", value, step=int(point["epoch"]))
         for key, value in values.items():
             if isinstance(value, float | int):
                 client.log_metric(rid, key, float(value))
@@ -474,21 +520,7 @@ def tune_worker(
             status="KILLED" if state == "PRUNED" else ("FAILED" if state == "FAIL" else "FINISHED"),
         )
 
-    budget: dict[str, Any] = {"seed": config.model.seed}
-    if config.tuning.trial_epochs is not None:
-        budget["epochs"] = config.tuning.trial_epochs
-    if config.tuning.n_workers > 1:
-        # parallel workers share the cores: one torch thread each avoids oversubscription
-        os.environ.setdefault("GENOPS_TORCH_THREADS", "1")
-    return run_worker(
-        config.tuning,
-        storage_url,
-        study_name,
-        worker,
-        data,
-        build=lambda params: build_synthesizer(config, {**budget, **params}),
-        log_trial=log_trial,
-    )
+    return log_trial
 
 
 def tune_summarize(
@@ -506,7 +538,7 @@ def tune_summarize(
 
     from genops.tuning.study import dumps, study_figures, summarize, trials_table
 
-    config = read_run_config(config_path)
+    config = read_any_config(config_path)
     if not storage_url:
         _write_text(params_out, "{}")
         return {}
@@ -720,12 +752,13 @@ def register(
     pipeline_version: str,
     git_commit: str,
 ) -> str:
-    """Register the trained model as ``<dataset>-synthesizer``; returns the version."""
+    """Register the trained model under the config's model name (``<dataset>-synthesizer``,
+    ``<dataset>-diffusion``); returns the version."""
     import mlflow
 
     from genops.registry.tracking import STATUS_TAG, register_model, step_run
 
-    config = read_run_config(config_path)
+    config = read_any_config(config_path)
     meta = json.loads((Path(model_dir) / "genops_model.json").read_text())
     with step_run(tracking_uri, run_id, "register"):
         version = register_model(
@@ -733,7 +766,7 @@ def register(
             meta["model_uri"],
             config.model_name,
             tags={
-                "genops.pipeline": PIPELINE_NAME,
+                "genops.pipeline": config.pipeline_name,
                 "genops.pipeline_version": pipeline_version,
                 "genops.git_commit": git_commit,
                 "genops.dataset_hash": dataset_hash,
@@ -767,7 +800,7 @@ def bless(
     from genops.registry.aliases import champion_metrics
     from genops.registry.tracking import step_run
 
-    config = read_run_config(config_path)
+    config = read_any_config(config_path)
     metrics = json.loads(Path(evaluation_path).read_text())["metrics"]
     with step_run(tracking_uri, run_id, "bless"):
         client = mlflow.MlflowClient()
@@ -800,7 +833,7 @@ def promote(config_path: str | Path, tracking_uri: str, run_id: str, model_versi
     from genops.registry.aliases import promote as move_alias
     from genops.registry.tracking import step_run
 
-    config = read_run_config(config_path)
+    config = read_any_config(config_path)
     with step_run(tracking_uri, run_id, "promote"):
         move = move_alias(config.model_name, model_version)
         mlflow.log_params(
@@ -820,7 +853,7 @@ def deploy(config_path: str | Path, tracking_uri: str, run_id: str, model_versio
 
     from genops.registry.tracking import step_run
 
-    config = read_run_config(config_path)
+    config = read_any_config(config_path)
     target = config.deploy.target
     uri = f"models:/{config.model_name}@champion"
     with step_run(tracking_uri, run_id, "deploy"):
@@ -849,7 +882,7 @@ def deploy(config_path: str | Path, tracking_uri: str, run_id: str, model_versio
     return endpoint
 
 
-def _deploy_kserve(config: RunConfig, model_version: str) -> str:
+def _deploy_kserve(config: AnyRunConfig, model_version: str) -> str:
     import mlflow
 
     from genops.serving import kserve
@@ -888,8 +921,7 @@ def smoke_test(config_path: str | Path, tracking_uri: str, run_id: str, endpoint
     from genops.registry.tracking import step_run
     from genops.serving.deploy import smoke_test as check
 
-    config = read_run_config(config_path)
-    spec = config.dataset
+    config = read_any_config(config_path)
     with step_run(tracking_uri, run_id, "smoke-test"):
         if not endpoint:
             mlflow.log_param("smoke_test", "skipped: nothing deployed")
@@ -900,16 +932,24 @@ def smoke_test(config_path: str | Path, tracking_uri: str, run_id: str, endpoint
             mlflow.log_text(detail, "smoke_test/result.txt")
             mlflow.MlflowClient().set_tag(run_id, "genops.smoke_test", detail[:4000])
             return False
-        categories = {
-            name: col.allowed for name, col in spec.columns.items() if col.allowed is not None
-        }
-        if config.deploy.target == "kserve":
+        if not isinstance(config, RunConfig):
+            from genops.steps.image import smoke_check
+
+            result = smoke_check(config, endpoint)
+        elif config.deploy.target == "kserve":
             from genops.serving.deploy import smoke_test_v2
 
             result = smoke_test_v2(
-                endpoint, config.model_name, list(spec.columns), rows=config.deploy.smoke_rows
+                endpoint,
+                config.model_name,
+                list(config.dataset.columns),
+                rows=config.deploy.smoke_rows,
             )
         else:
+            spec = config.dataset
+            categories = {
+                name: col.allowed for name, col in spec.columns.items() if col.allowed is not None
+            }
             result = check(endpoint, list(spec.columns), categories, rows=config.deploy.smoke_rows)
         mlflow.log_params({"smoke_test": "passed" if result.passed else "failed"})
         mlflow.log_text(result.detail, "smoke_test/result.txt")
@@ -927,7 +967,7 @@ def rollback(config_path: str | Path, tracking_uri: str, run_id: str) -> str:
     from genops.registry.aliases import rollback as move_back
     from genops.registry.tracking import STATUS_TAG, step_run
 
-    config = read_run_config(config_path)
+    config = read_any_config(config_path)
     with step_run(tracking_uri, run_id, "rollback"):
         client = mlflow.MlflowClient()
         try:

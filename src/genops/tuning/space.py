@@ -48,7 +48,9 @@ class ParamSpec(BaseModel):
 
 
 class ObjectiveSpec(BaseModel):
-    """Score = weighted mean of fidelity (quality) and utility (TSTR AUC) on validation."""
+    """Score = weighted mean of fidelity and utility on the validation split. Tabular:
+    fidelity quality and TSTR AUC. Images: the share of conditional samples the domain
+    classifier reads as the class asked for, and CAS."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

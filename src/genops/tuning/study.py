@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -150,21 +150,63 @@ def score(
     return out
 
 
+class TrialObjective(Protocol):
+    """What a tuning trial fits and how it is scored (tabular, image, ...)."""
+
+    intermediate_metric: str
+
+    def fit(self, model: Any, on_epoch_end: Any) -> None: ...
+
+    def intermediate(self, model: Any, seed: int) -> float: ...
+
+    def final(self, model: Any, seed: int) -> dict[str, float]: ...
+
+
+class TabularObjective:
+    """Trials of a tabular synthesizer: fidelity every few epochs, then fidelity and TSTR."""
+
+    intermediate_metric = "fidelity_quality"
+
+    def __init__(self, data: ObjectiveData, spec: TuningSpec) -> None:
+        self.data = data
+        self.weights = (spec.objective.fidelity_weight, spec.objective.utility_weight)
+
+    def fit(self, model: Any, on_epoch_end: Any) -> None:
+        model.fit(self.data.train, on_epoch_end=on_epoch_end, progress=False)
+
+    def intermediate(self, model: Any, seed: int) -> float:
+        sample = model.sample(len(self.data.validation), seed=seed)
+        return score(self.data, sample, *self.weights, False)["fidelity_quality"]
+
+    def final(self, model: Any, seed: int) -> dict[str, float]:
+        sample = model.sample(len(self.data.validation), seed=seed)
+        return score(self.data, sample, *self.weights)
+
+
 def run_worker(
     spec: TuningSpec,
     storage_url: str,
     study_name: str,
     worker: int,
-    data: ObjectiveData,
+    data: ObjectiveData | TrialObjective,
     build: Any,
     log_trial: Any = None,
 ) -> dict[str, int]:
-    """Run this worker's share of trials. ``build(params)`` returns an unfitted synthesizer;
-    ``log_trial(trial_number, params, state, values, history)`` records a trial (MLflow)."""
+    """Run this worker's share of trials. ``build(params)`` returns an unfitted model;
+    ``log_trial(trial_number, params, state, values, history)`` records a trial (MLflow).
+
+    ``data`` is the tabular :class:`ObjectiveData`, or any objective with ``fit(model,
+    on_epoch_end)``, ``intermediate(model, seed) -> float`` (reported to the pruner every
+    ``objective.report_every`` epochs), ``final(model, seed) -> {"objective": ..., ...}`` and
+    ``intermediate_metric`` (its name), e.g. the image pipeline's."""
     import optuna
 
     study = load_study(spec, storage_url, study_name, worker)
-    obj = spec.objective
+    judge: TrialObjective = (
+        TabularObjective(data, spec) if isinstance(data, ObjectiveData) else data
+    )
+    metric = judge.intermediate_metric
+    every = spec.objective.report_every
     record = log_trial
 
     def log_trial_safely(*args: Any) -> None:
@@ -179,29 +221,20 @@ def run_worker(
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, spec.search_space)  # enqueued values come back from suggest
         history: list[dict[str, float]] = []
-        synthesizer = build(params)
-        n_val = len(data.validation)
+        model = build(params)
 
         def on_epoch_end(epoch: int, _losses: dict[str, float]) -> None:
-            if (epoch + 1) % obj.report_every:
+            if (epoch + 1) % every:
                 return
-            sample = synthesizer.sample(n_val, seed=trial.number)
-            value = score(data, sample, obj.fidelity_weight, obj.utility_weight, False)[
-                "fidelity_quality"
-            ]
-            history.append({"epoch": float(epoch + 1), "fidelity_quality": value})
+            value = judge.intermediate(model, trial.number)
+            history.append({"epoch": float(epoch + 1), metric: value})
             trial.report(value, epoch + 1)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} (quality {value:.4f})")
+                raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} ({metric} {value:.4f})")
 
         try:
-            synthesizer.fit(data.train, on_epoch_end=on_epoch_end, progress=False)
-            values = score(
-                data,
-                synthesizer.sample(n_val, seed=trial.number),
-                obj.fidelity_weight,
-                obj.utility_weight,
-            )
+            judge.fit(model, on_epoch_end)
+            values = judge.final(model, trial.number)
         except optuna.TrialPruned:
             counts["pruned"] += 1
             log_trial_safely(trial.number, params, "PRUNED", {}, history)

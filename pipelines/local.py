@@ -102,16 +102,6 @@ def summarize(tracking_uri: str, run_id: str, seconds: float) -> RunSummary:
     )
 
 
-def _check_config_pipeline(pipeline: str, config: str) -> None:
-    if "://" in config:
-        return  # read by the start step, which checks it as well as it can
-    from genops.config import load_any_config
-
-    kind = load_any_config(config).pipeline_name
-    if kind != pipeline:
-        raise ValueError(f"{config} is a '{kind}' config (its 'pipeline' key), not '{pipeline}'")
-
-
 def run_local(
     pipeline: str,
     config: str,
@@ -120,8 +110,12 @@ def run_local(
     **arguments: Any,
 ) -> RunSummary:
     """Run ``pipeline`` locally; raises RuntimeError naming the failed task on failure, and
-    ValueError before anything runs when a local config is written for another pipeline."""
-    _check_config_pipeline(pipeline, config)
+    ConfigError before anything runs when a local config is invalid or written for another
+    pipeline."""
+    if "://" not in config:  # an s3:// config is read by the start step
+        from genops.config import load_config_for
+
+        load_config_for(config, pipeline)
     tracking_uri = tracking_uri or default_tracking_uri()
     root = Path(pipeline_root or genops_home() / "kfp-local")
     root.mkdir(parents=True, exist_ok=True)

@@ -236,17 +236,15 @@ def check_config(config: str | None, pipeline: str | None = None) -> None:
     anything is compiled or uploaded."""
     if not config or "://" in config or config.startswith(IMAGE_APP_DIR + "/"):
         return
-    from genops.config import ConfigError, load_any_config
+    from genops.config import ConfigError, load_any_config, load_config_for
 
     try:
-        kind = load_any_config(config).pipeline_name
+        if pipeline is None:
+            load_any_config(config)
+        else:
+            load_config_for(config, pipeline)
     except ConfigError as exc:
         raise SubmitError(str(exc), EXIT_USAGE) from exc
-    if pipeline is not None and kind != pipeline:
-        raise SubmitError(
-            f"{config} is a '{kind}' config (its 'pipeline' key), not one for '{pipeline}'",
-            EXIT_USAGE,
-        )
 
 
 def _dirty_tree_note() -> str | None:

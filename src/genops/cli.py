@@ -24,19 +24,12 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from genops.config import ConfigError, load_any_config
+    from genops.config import ConfigError, load_config_for
 
     try:
-        config = load_any_config(args.config)  # fail fast, before any task starts
+        load_config_for(args.config, args.pipeline)  # fail fast, before any task starts
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if config.pipeline_name != args.pipeline:
-        print(
-            f"error: {args.config} is a '{config.pipeline_name}' config (its 'pipeline' key), "
-            f"not one for '{args.pipeline}'",
-            file=sys.stderr,
-        )
         return 2
     from pipelines.local import run_local
 

@@ -316,6 +316,17 @@ def load_any_config(path: str | Path) -> AnyRunConfig:
     return parse_any_config(load_raw_config(path), origin=str(path))
 
 
+def load_config_for(path: str | Path, pipeline: str) -> AnyRunConfig:
+    """:func:`load_any_config`, refusing a config written for another pipeline."""
+    config = load_any_config(path)
+    if config.pipeline_name != pipeline:
+        raise ConfigError(
+            f"{path} is a '{config.pipeline_name}' config (its 'pipeline' key), "
+            f"not one for '{pipeline}'"
+        )
+    return config
+
+
 def dump_config(config: BaseModel) -> str:
     """The resolved configuration as YAML (what a run actually used)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -5,7 +5,6 @@ non-tabular workload; and a bad data set that stops at prepare with nothing regi
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,23 +19,17 @@ from genops.config import load_any_config
 from genops.image.request import decode_png
 from genops.serving.deploy import stop_local
 from pipelines.local import RunSummary, run_local
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.e2e
 
 FAST = REPO / "pipelines" / "configs" / "digits-fast.yaml"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunSummary]:
     home = tmp_path_factory.mktemp("genops-home")
-    port = _free_port()
+    port = free_port()
     config = home / "run.yaml"
     config.write_text(
         yaml.safe_dump({"base": str(FAST), "deploy": {"target": "local", "port": port}})

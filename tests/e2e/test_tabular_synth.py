@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,22 +15,16 @@ import yaml
 from genops.config import load_config
 from genops.serving.deploy import stop_local
 from pipelines.local import RunSummary, run_local
-from tests.conftest import ADULT_FAST_CONFIG
+from tests.conftest import ADULT_FAST_CONFIG, free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunSummary]:
     """One fast run, deployed to a local server on a free port (stopped at the end)."""
     home = tmp_path_factory.mktemp("genops-home")
-    port = _free_port()
+    port = free_port()
     config = home / "run.yaml"
     config.write_text(
         yaml.safe_dump(

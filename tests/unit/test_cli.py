@@ -24,6 +24,14 @@ def test_bad_config_exits_2_with_the_field(
     assert main(["run", "tabular-synth", "--config", str(bad)]) == 2
 
 
+def test_run_refuses_a_config_written_for_the_other_pipeline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "image-diffusion", "--config", str(ADULT_FAST_CONFIG)]) == 2
+    err = capsys.readouterr().err
+    assert "is a 'tabular-synth' config (its 'pipeline' key), not one for 'image-diffusion'" in err
+
+
 def test_rollback_with_nothing_registered_says_so(
     tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -136,34 +136,17 @@ def test_adult_files_prepare_with_value_map_applied() -> None:
     assert not data.train.isna().any().any()
 
 
-def test_s3_source_through_a_local_s3_endpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from moto.server import ThreadedMotoServer
+def test_s3_source_through_a_local_s3_endpoint(tmp_path: Path, s3_endpoint: str) -> None:
+    import boto3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        monkeypatch.setenv("GENOPS_S3_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        s3.create_bucket(Bucket="genops-data")
-        frame = small_frame(300)
-        frame.to_parquet(tmp_path / "toy.parquet", index=False)
-        s3.upload_file(str(tmp_path / "toy.parquet"), "genops-data", "toy/toy.parquet")
-        data = prepare(
-            toy_spec(Path("x")).model_copy(update={"sources": ["s3://genops-data/toy/toy.parquet"]})
-        )
-        assert len(data.train) + len(data.validation) + len(data.holdout) == 300
-        with pytest.raises(
-            DataLoadError, match="s3://genops-data/missing.csv: cannot read from S3"
-        ):
-            read_table("s3://genops-data/missing.csv")
-    finally:
-        server.stop()
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="genops-data")
+    frame = small_frame(300)
+    frame.to_parquet(tmp_path / "toy.parquet", index=False)
+    s3.upload_file(str(tmp_path / "toy.parquet"), "genops-data", "toy/toy.parquet")
+    data = prepare(
+        toy_spec(Path("x")).model_copy(update={"sources": ["s3://genops-data/toy/toy.parquet"]})
+    )
+    assert len(data.train) + len(data.validation) + len(data.holdout) == 300
+    with pytest.raises(DataLoadError, match="s3://genops-data/missing.csv: cannot read from S3"):
+        read_table("s3://genops-data/missing.csv")

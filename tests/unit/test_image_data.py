@@ -197,38 +197,25 @@ def test_config_dispatch_and_errors(tmp_path: Path) -> None:
 
 
 def test_s3_npz_and_png_folder_through_a_local_s3_endpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, s3_endpoint: str
 ) -> None:
-    from moto.server import ThreadedMotoServer
+    import boto3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        monkeypatch.setenv("GENOPS_S3_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        s3.create_bucket(Bucket="images")
-        images, labels = _toy()
-        s3.upload_file(_npz(tmp_path / "toy.npz", images, labels), "images", "sets/toy.npz")
-        raw = read_images(_spec(source="s3://images/sets/toy.npz"))
-        assert raw.images.shape == (36, 1, 8, 8)
-        for path in export_folder(
-            scale(images[:, None].astype(float), (0, 255)), labels, ["a", "b", "c"], tmp_path / "p"
-        ):
-            key = f"folder/{path.parent.name}/{path.name}"
-            s3.upload_file(str(path), "images", key)
-        data = prepare_images(_spec(source="s3://images/folder"))
-        assert data.counts == {"a": 12, "b": 12, "c": 12}
-        with pytest.raises(ImageDataError, match="s3://images/none.npz: cannot read from S3"):
-            read_images(_spec(source="s3://images/none.npz"))
-    finally:
-        server.stop()
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="images")
+    images, labels = _toy()
+    s3.upload_file(_npz(tmp_path / "toy.npz", images, labels), "images", "sets/toy.npz")
+    raw = read_images(_spec(source="s3://images/sets/toy.npz"))
+    assert raw.images.shape == (36, 1, 8, 8)
+    for path in export_folder(
+        scale(images[:, None].astype(float), (0, 255)), labels, ["a", "b", "c"], tmp_path / "p"
+    ):
+        key = f"folder/{path.parent.name}/{path.name}"
+        s3.upload_file(str(path), "images", key)
+    data = prepare_images(_spec(source="s3://images/folder"))
+    assert data.counts == {"a": 12, "b": 12, "c": 12}
+    with pytest.raises(ImageDataError, match="s3://images/none.npz: cannot read from S3"):
+        read_images(_spec(source="s3://images/none.npz"))
 
 
 def test_partial_shared_sections_keep_the_image_defaults() -> None:

@@ -185,11 +185,10 @@ def _served_image_model(model_uri: str, pyfunc: Any, generator: Any) -> ServedMo
     )
 
 
-def _generate_images(served: ServedModel, raw: bytes, max_images: int) -> bytes:
-    """``POST /generate`` for an image model: parse, sample, render (one worker trip)."""
+def _generate_images(served: ServedModel, body: Any, max_images: int) -> bytes:
+    """``POST /generate`` for an image model: check, sample, render (one worker trip)."""
     from genops.image.request import parse_image_request, png_base64, to_unit
 
-    body = json.loads(raw)
     if not isinstance(body, dict):
         raise RequestError(f"body: expected a JSON object, got {type(body).__name__}")
     generator = served.synthesizer
@@ -330,14 +329,15 @@ def create_app(
     @app.post("/generate")
     async def generate(http_request: Request) -> Response:
         if model.kind == "image":
-            raw = await http_request.body()
             try:
-                json.loads(raw)
+                payload = json.loads(await http_request.body())
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 return _error(400, f"body: not valid JSON: {exc}")
             try:
                 loop = asyncio.get_running_loop()
-                body = await loop.run_in_executor(executor, _generate_images, model, raw, max_rows)
+                body = await loop.run_in_executor(
+                    executor, _generate_images, model, payload, max_rows
+                )
             except RequestError as exc:
                 return _error(400, str(exc))
             return Response(body, media_type="application/json")

@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
 from genops.image.config import ImageRunConfig
 from genops.models.device import apply_thread_env
-from genops.steps.tabular import ReportOutputs, _write_text
+from genops.steps.tabular import (
+    ReportOutputs,
+    _write_text,
+    log_model_params,
+    read_any_config,
+    record_trained_model,
+    record_verdict,
+    tag_data_gate,
+    tag_synthetic_gate,
+)
 
 if TYPE_CHECKING:
     from genops.image.data import ImageSet
@@ -29,9 +37,7 @@ if TYPE_CHECKING:
 
 
 def read_image_config(path: str | Path) -> ImageRunConfig:
-    from genops.config import parse_any_config
-
-    config = parse_any_config(yaml.safe_load(Path(path).read_text()), origin=str(path))
+    config = read_any_config(path)
     if not isinstance(config, ImageRunConfig):
         raise ValueError(f"{path}: not an image-diffusion config (pipeline: {config.pipeline})")
     return config
@@ -138,23 +144,6 @@ def prepare(
 # ---------------------------------------------------------------- data representation check
 
 
-def _log_verdict(verdict: Any, html_text: str, md_text: str, folder: str, rows: Any) -> None:
-    import mlflow
-
-    from genops.image.representation import shares_figure
-
-    mlflow.log_text(verdict.to_json(), f"{folder}/verdict.json")
-    mlflow.log_text(html_text, f"{folder}/report.html")
-    mlflow.log_text(md_text, f"{folder}/report.md")
-    _log_figure(shares_figure(rows, "Class shares"), f"{folder}/class_shares.png")
-    mlflow.log_metrics(
-        {
-            f"{folder}_passed": float(verdict.passed),
-            f"{folder}_failures": float(len(verdict.failures)),
-        }
-    )
-
-
 def data_representation_check(
     config_path: str | Path,
     train_path: str | Path,
@@ -163,17 +152,16 @@ def data_representation_check(
     out: ReportOutputs,
 ) -> str:
     """Images per class and class balance; returns the decision (continue or stop)."""
-    import mlflow
-
-    from genops.bias import decide, failure_message
+    from genops.bias import decide
     from genops.image.data import ImageSet
     from genops.image.representation import (
         data_representation,
         report_html,
         report_markdown,
+        shares_figure,
         shares_table,
     )
-    from genops.registry.tracking import STATUS_TAG, step_run
+    from genops.registry.tracking import step_run
 
     config = read_image_config(config_path)
     train = ImageSet.load(train_path)
@@ -186,19 +174,9 @@ def data_representation_check(
         title = f"Data representation check: {config.dataset.name}"
         html_text = report_html(verdict, rows, title)
         md_text = report_markdown(verdict, rows, title)
-        _write_text(out.verdict_json, verdict.to_json())
-        _write_text(out.html, html_text)
-        _write_text(out.markdown, md_text)
-        _log_verdict(verdict, html_text, md_text, "data_bias", rows)
-        mlflow.set_tags(
-            {"genops.data_bias_passed": str(verdict.passed), "genops.decision": decision}
-        )
-        client = mlflow.MlflowClient()
-        client.set_tag(run_id, "genops.data_bias", "passed" if verdict.passed else "failed")
-        if decision == "stop":
-            client.set_tag(run_id, STATUS_TAG, "blocked")
-            client.set_tag(run_id, "genops.failure", failure_message(verdict)[:4000])
-            client.set_tag(run_id, "genops.failed_step", "data-bias-check")
+        figures = {"class_shares": shares_figure(rows, "Class shares")}
+        record_verdict(verdict, out, html_text, md_text, "data_bias", figures)
+        tag_data_gate(run_id, verdict, decision)
     return decision
 
 
@@ -244,7 +222,7 @@ def train(
     model_dir = Path(model_dir)
     grid_labels = _grid_labels(data.num_classes, 8)
     with step_run(tracking_uri, run_id, "train") as run:
-        mlflow.log_params({f"model_{k}": v for k, v in effective.model_dump(mode="json").items()})
+        log_model_params(effective, tuned)
         mlflow.log_params(
             {
                 "device": generator.device,
@@ -252,8 +230,6 @@ def train(
                 "classes": json.dumps(data.class_names),
             }
         )
-        mlflow.log_dict(tuned, "tuning/params_used.json")
-        mlflow.set_tag("genops.tuned", str(bool(tuned)).lower())
 
         def on_epoch_end(epoch: int, values: dict[str, float]) -> None:
             mlflow.log_metrics({f"train_{k}": float(v) for k, v in values.items()}, step=epoch)
@@ -276,16 +252,8 @@ def train(
             "train_images_per_second": len(data) * effective.epochs / max(seconds, 1e-9),
             "final_loss": float(generator.loss_history[-1]["loss"]),
         }
-        mlflow.log_metrics(summary)
-        meta = {
-            "model_uri": info.model_uri,
-            "train_run_id": run.info.run_id,
-            "family": effective.family,
-            "device": generator.device,
-            **summary,
-        }
-        _write_text(model_dir / "genops_model.json", json.dumps(meta, indent=2))
-    return meta
+        family, device = effective.family, generator.device
+        return record_trained_model(model_dir, info, run, summary, family=family, device=device)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -451,7 +419,6 @@ def evaluate(
     and whether the gate passed."""
     import mlflow
 
-    from genops.bias import failure_message
     from genops.image.data import ImageSet
     from genops.image.diffusion import DiffusionModel
     from genops.image.plots import figure_data_uri, sample_grid
@@ -459,9 +426,10 @@ def evaluate(
         generated_representation,
         report_html,
         report_markdown,
+        shares_figure,
         shares_table,
     )
-    from genops.registry.tracking import STATUS_TAG, log_parent, step_run
+    from genops.registry.tracking import log_parent, step_run
 
     config = read_image_config(config_path)
     apply_thread_env()  # GENOPS_TORCH_THREADS, when set (see README: threads)
@@ -517,18 +485,11 @@ def evaluate(
         title = f"Generated representation check: {config.dataset.name}"
         html_text = report_html(verdict, rows, title)
         md_text = report_markdown(verdict, rows, title)
-        _write_text(out.bias.verdict_json, verdict.to_json())
-        _write_text(out.bias.html, html_text)
-        _write_text(out.bias.markdown, md_text)
-        _log_verdict(verdict, html_text, md_text, "synthetic_bias", rows)
+        figures = {"class_shares": shares_figure(rows, "Class shares")}
+        record_verdict(verdict, out.bias, html_text, md_text, "synthetic_bias", figures)
         headline = {**metrics, "synthetic_bias_passed": float(verdict.passed)}
         log_parent(tracking_uri, run_id, headline, {"guidance_scale": _guidance(config)})
-        client = mlflow.MlflowClient()
-        client.set_tag(run_id, "genops.synthetic_bias", "passed" if verdict.passed else "failed")
-        if not verdict.passed:
-            client.set_tag(run_id, STATUS_TAG, "rejected")
-            client.set_tag(run_id, "genops.failure", failure_message(verdict)[:4000])
-            client.set_tag(run_id, "genops.failed_step", "evaluate")
+        tag_synthetic_gate(run_id, verdict)
     return metrics, verdict.passed
 
 

@@ -176,17 +176,27 @@ class ReportOutputs:
     markdown: str
 
 
-def _log_verdict(verdict: Any, html_text: str, md_text: str, folder: str, shares: Any) -> None:
+def record_verdict(
+    verdict: Any,
+    out: ReportOutputs,
+    html_text: str,
+    md_text: str,
+    folder: str,
+    figures: dict[str, Any],
+) -> None:
+    """Write a bias/representation verdict and its reports to the step's outputs, and log
+    them with their figures (closed after) to the active MLflow run under ``folder``."""
     import matplotlib.pyplot as plt
     import mlflow
 
-    from genops.bias import bias_figures
-
+    _write_text(out.verdict_json, verdict.to_json())
+    _write_text(out.html, html_text)
+    _write_text(out.markdown, md_text)
     mlflow.log_text(verdict.to_json(), f"{folder}/verdict.json")
     mlflow.log_text(html_text, f"{folder}/report.html")
     mlflow.log_text(md_text, f"{folder}/report.md")
-    for attribute, fig in bias_figures(shares).items():
-        mlflow.log_figure(fig, f"{folder}/group_shares_{attribute}.png")
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"{folder}/{name}.png")
         plt.close(fig)
     mlflow.log_metrics(
         {
@@ -194,6 +204,37 @@ def _log_verdict(verdict: Any, html_text: str, md_text: str, folder: str, shares
             f"{folder}_failures": float(len(verdict.failures)),
         }
     )
+
+
+def tag_data_gate(run_id: str, verdict: Any, decision: str) -> None:
+    """The data gate's outcome on the step run and the parent run (``stop``: blocked)."""
+    import mlflow
+
+    from genops.bias import failure_message
+    from genops.registry.tracking import STATUS_TAG
+
+    mlflow.set_tags({"genops.data_bias_passed": str(verdict.passed), "genops.decision": decision})
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, "genops.data_bias", "passed" if verdict.passed else "failed")
+    if decision == "stop":
+        client.set_tag(run_id, STATUS_TAG, "blocked")
+        client.set_tag(run_id, "genops.failure", failure_message(verdict)[:4000])
+        client.set_tag(run_id, "genops.failed_step", "data-bias-check")
+
+
+def tag_synthetic_gate(run_id: str, verdict: Any) -> None:
+    """The generated-data gate's outcome on the parent run (failed: rejected at evaluate)."""
+    import mlflow
+
+    from genops.bias import failure_message
+    from genops.registry.tracking import STATUS_TAG
+
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, "genops.synthetic_bias", "passed" if verdict.passed else "failed")
+    if not verdict.passed:
+        client.set_tag(run_id, STATUS_TAG, "rejected")
+        client.set_tag(run_id, "genops.failure", failure_message(verdict)[:4000])
+        client.set_tag(run_id, "genops.failed_step", "evaluate")
 
 
 def data_bias_check(
@@ -204,18 +245,17 @@ def data_bias_check(
     out: ReportOutputs,
 ) -> str:
     """The pre-training bias gate; returns the decision: continue, stop or mitigate."""
-    import mlflow
 
     from genops.bias import (
+        bias_figures,
         data_bias_verdict,
         decide,
-        failure_message,
         group_stats_by_dataset,
         render_html,
         render_markdown,
     )
     from genops.data import read_parquet
-    from genops.registry.tracking import STATUS_TAG, step_run
+    from genops.registry.tracking import step_run
 
     config = read_run_config(config_path)
     spec = config.dataset
@@ -230,20 +270,9 @@ def data_bias_check(
         )
         html_text = render_html(verdict, shares, title=f"Data bias check: {spec.name}")
         md_text = render_markdown(verdict, title=f"Data bias check: {spec.name}")
-        _write_text(out.verdict_json, verdict.to_json())
-        _write_text(out.html, html_text)
-        _write_text(out.markdown, md_text)
-        _log_verdict(verdict, html_text, md_text, "data_bias", shares)
-        mlflow.set_tags(
-            {"genops.data_bias_passed": str(verdict.passed), "genops.decision": decision}
-        )
-        client = mlflow.MlflowClient()
-        client.set_tag(run_id, "genops.data_bias", "passed" if verdict.passed else "failed")
-        if decision == "stop":
-            message = failure_message(verdict)
-            client.set_tag(run_id, STATUS_TAG, "blocked")
-            client.set_tag(run_id, "genops.failure", message[:4000])
-            client.set_tag(run_id, "genops.failed_step", "data-bias-check")
+        figures = {f"group_shares_{a}": fig for a, fig in bias_figures(shares).items()}
+        record_verdict(verdict, out, html_text, md_text, "data_bias", figures)
+        tag_data_gate(run_id, verdict, decision)
     return decision
 
 
@@ -322,6 +351,28 @@ def loss_figure(history: list[dict[str, float]]) -> Any:
     return fig
 
 
+def log_model_params(effective: Any, tuned: dict[str, Any]) -> None:
+    """The model's effective hyper-parameters and the tuned ones it took (train steps)."""
+    import mlflow
+
+    mlflow.log_params({f"model_{k}": v for k, v in effective.model_dump(mode="json").items()})
+    mlflow.log_dict(tuned, "tuning/params_used.json")
+    mlflow.set_tag("genops.tuned", str(bool(tuned)).lower())
+
+
+def record_trained_model(
+    model_dir: Path, info: Any, run: Any, summary: dict[str, float], **extra: str
+) -> dict[str, Any]:
+    """Log the training summary and write ``genops_model.json`` beside the model: the
+    logged pyfunc's URI and the train run register reads."""
+    import mlflow
+
+    mlflow.log_metrics(summary)
+    meta = {"model_uri": info.model_uri, "train_run_id": run.info.run_id, **extra, **summary}
+    _write_text(model_dir / "genops_model.json", json.dumps(meta, indent=2))
+    return meta
+
+
 def train(
     config_path: str | Path,
     train_path: str | Path,
@@ -346,9 +397,7 @@ def train(
     effective = config.model.model_validate({**config.model.model_dump(), **tuned})
     model_dir = Path(model_dir)
     with step_run(tracking_uri, run_id, "train") as run:
-        mlflow.log_params({f"model_{k}": v for k, v in effective.model_dump(mode="json").items()})
-        mlflow.log_dict(tuned, "tuning/params_used.json")
-        mlflow.set_tag("genops.tuned", str(bool(tuned)).lower())
+        log_model_params(effective, tuned)
 
         def on_epoch_end(epoch: int, values: dict[str, float]) -> None:
             mlflow.log_metrics(
@@ -370,14 +419,7 @@ def train(
             "train_rows_per_second": len(frame) * effective.epochs / max(seconds, 1e-9),
             "final_loss": float(synthesizer.loss_history[-1]["loss"]),
         }
-        mlflow.log_metrics(summary)
-        meta = {
-            "model_uri": info.model_uri,
-            "train_run_id": run.info.run_id,
-            "family": effective.family,
-            **summary,
-        }
-        _write_text(model_dir / "genops_model.json", json.dumps(meta, indent=2))
+        meta = record_trained_model(model_dir, info, run, summary, family=effective.family)
     return meta
 
 
@@ -592,6 +634,7 @@ def evaluate(
     import mlflow
 
     from genops.bias import (
+        bias_figures,
         data_bias_report,
         downstream_fairness,
         group_stats_by_dataset,
@@ -606,7 +649,7 @@ def evaluate(
     from genops.evaluation import evaluate as score
     from genops.evaluation import render_html
     from genops.models import load_synthesizer
-    from genops.registry.tracking import STATUS_TAG, log_parent, step_run
+    from genops.registry.tracking import log_parent, step_run
 
     config = read_run_config(config_path)
     spec = config.dataset
@@ -698,10 +741,8 @@ def evaluate(
         html_text = render_bias_html(verdict, shares, title=title)
         html_text = html_text.replace("</body>", _comparison_html(comparison) + "</body>")
         md_text = render_markdown(verdict, title=title)
-        _write_text(out.bias.verdict_json, verdict.to_json())
-        _write_text(out.bias.html, html_text)
-        _write_text(out.bias.markdown, md_text)
-        _log_verdict(verdict, html_text, md_text, "synthetic_bias", shares)
+        figures = {f"group_shares_{a}": fig for a, fig in bias_figures(shares).items()}
+        record_verdict(verdict, out.bias, html_text, md_text, "synthetic_bias", figures)
         mlflow.log_dict(
             {"mitigated": mitigated, "rows": comparison}, "synthetic_bias/real_vs_synthetic.json"
         )
@@ -713,14 +754,7 @@ def evaluate(
                 )
         headline = {**result.metrics, "synthetic_bias_passed": float(verdict.passed)}
         log_parent(tracking_uri, run_id, headline, {"mitigated": str(mitigated)})
-        client = mlflow.MlflowClient()
-        client.set_tag(run_id, "genops.synthetic_bias", "passed" if verdict.passed else "failed")
-        if not verdict.passed:
-            from genops.bias import failure_message
-
-            client.set_tag(run_id, STATUS_TAG, "rejected")
-            client.set_tag(run_id, "genops.failure", failure_message(verdict)[:4000])
-            client.set_tag(run_id, "genops.failed_step", "evaluate")
+        tag_synthetic_gate(run_id, verdict)
     return result.metrics, verdict.passed
 
 

@@ -43,12 +43,18 @@ run-image: $(STAMP) ## run the image-diffusion pipeline on digits (default confi
 run-image-fast: $(STAMP) ## a fast image run (60 images per class, 8 epochs)
 	$(VENV)/bin/genops run image-diffusion --config pipelines/configs/digits-fast.yaml
 
-.PHONY: test
-test: $(STAMP) ## the whole default test suite (lint, types, unit, components, e2e, terraform)
+.PHONY: test test-fast static
+static: $(STAMP) ## lint (ruff), format check, types (mypy), import contracts (import-linter)
 	$(VENV)/bin/ruff check src components pipelines tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src components pipelines tests benchmarks scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+
+test: static ## the whole default test suite (static checks, unit, components, e2e, terraform)
 	$(PY) -m pytest --durations=25
+
+test-fast: static ## the inner loop: static checks, unit, component and compile tests
+	$(PY) -m pytest tests/unit tests/components tests/pipelines -q
 
 .PHONY: test-slow
 test-slow: $(STAMP) ## the slow tests kept out of the default run (also in test-integration)
@@ -78,7 +84,7 @@ serve: $(STAMP) ## serve a registered model on 127.0.0.1 (MODEL_URI=..., PORT=..
 	$(VENV)/bin/genops serve --model-uri $(MODEL_URI) --port $(PORT)
 
 serve-stop: $(STAMP) ## stop the local server the pipeline's deploy step started (PORT=...)
-	$(PY) -c "from genops.serving.deploy import stop_local; print('stopped' if stop_local($(PORT)) else 'no server recorded on port $(PORT)')"
+	$(PY) -c "from genops.core.serving.deploy import stop_local; print('stopped' if stop_local($(PORT)) else 'no server recorded on port $(PORT)')"
 
 .PHONY: mlflow-ui
 mlflow-ui: $(STAMP) ## open the MLflow UI over the local store `make run` writes

@@ -1,7 +1,7 @@
 """Image-diffusion benchmark on scikit-learn's digits (issue: image generation pipeline).
 
 1. Quality with the default config (pipelines/configs/digits.yaml) on this machine: train the
-   class-conditional DDPM, then the pipeline's own scoring (genops.steps.image.score_generator):
+   class-conditional DDPM, then the pipeline's own scoring (genops.workloads.image.steps.score_generator):
    CAS beside the real-trained classifier's accuracy, per-class CAS, the class mix of
    guidance-free samples (smallest generated/real share ratio), Fréchet distances beside the
    holdout-vs-train baseline, and the wall time of each part. Targets: CAS >= 0.90 and no class
@@ -34,7 +34,7 @@ def _throughput(
 ) -> dict[str, float]:
     import torch
 
-    from genops.steps.image import build_generator
+    from genops.workloads.image.steps import build_generator
 
     torch.set_num_threads(threads)
     spec = config.model.model_copy(update={"epochs": epochs, "device": device})
@@ -82,12 +82,12 @@ def main() -> None:
 
     import torch
 
-    from genops.config import load_any_config
-    from genops.image.config import ImageRunConfig
-    from genops.image.data import prepare_images
-    from genops.steps.image import build_generator, score_generator
+    from genops.core.config import load_config
+    from genops.workloads.image.config import ImageRunConfig
+    from genops.workloads.image.data import prepare_images
+    from genops.workloads.image.steps import build_generator, score_generator
 
-    config = load_any_config(args.config)
+    config = load_config(args.config)
     assert isinstance(config, ImageRunConfig)
     if args.epochs:
         config = config.model_copy(

@@ -1,6 +1,6 @@
 """Benchmark of the local model server against MLflow's stock scoring server, same model.
 
-Starts both as real processes on this machine: ``python -m genops.serving.server`` (our
+Starts both as real processes on this machine: ``python -m genops.core.serving.server`` (our
 FastAPI app, ``POST /generate``) and ``mlflow models serve --env-manager local`` (its
 ``POST /invocations`` with a ``dataframe_split`` payload), then, for each concurrency level,
 sends a warm-up and then a fixed number of generate requests (100 rows each, a fresh seed per
@@ -81,7 +81,7 @@ def resolve_model(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """The registered model named on the command line, else a toy one trained here."""
     import mlflow
 
-    from genops.serving.server import resolve_model_version
+    from genops.core.serving.server import resolve_model_version
 
     candidates = [args.model_uri] if args.model_uri else list(DEFAULT_MODEL_URIS)
     reasons = []
@@ -376,7 +376,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "genops.serving.server",
+                "genops.core.serving.server",
                 "--model-uri",
                 model["model_uri"],
                 "--tracking-uri",

@@ -34,11 +34,12 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-    from genops.config import load_config
-    from genops.data import prepare
-    from genops.steps.tabular import build_synthesizer
-    from genops.tuning import ParamSpec, TuningSpec
-    from genops.tuning.study import ObjectiveData, create_study, run_worker, summarize
+    from genops.core.config import load_config
+    from genops.workloads.tabular.data import prepare
+    from genops.workloads.tabular.steps import build_synthesizer
+    from genops.core.tuning import ParamSpec, TuningSpec
+    from genops.core.tuning.study import create_study, run_worker, summarize
+from genops.workloads.tabular.tuning import ObjectiveData, TabularObjective
 
     config = load_config(REPO / "pipelines/configs/adult.yaml")
     spec = config.dataset.model_copy(update={"sample_rows": args.rows})
@@ -77,7 +78,7 @@ def main() -> None:
         storage = f"journal://{workdir / f'{name}.journal'}"
         create_study(tuning, storage, name)
         started = time.perf_counter()
-        counts = run_worker(tuning, storage, name, 0, objective, build)
+        counts = run_worker(tuning, storage, name, 0, TabularObjective(objective, tuning), build)
         wall = time.perf_counter() - started
         summary = summarize(tuning, storage, name)
         studies.append(

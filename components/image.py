@@ -1,4 +1,5 @@
-"""KFP components of the image-diffusion pipeline (wiring only; logic in genops.steps.image).
+"""KFP components of the image-diffusion pipeline (wiring only; logic in
+genops.workloads.image.steps).
 
 The rest of the pipeline (start, tuning, register, bless, promote, deploy, smoke test,
 rollback, finish) is the components both pipelines share: components/shared.py.
@@ -28,7 +29,7 @@ def prepare_images(
     """Read (digits, PNG folders or .npz; local or s3://), validate, scale and split."""
     from collections import namedtuple
 
-    from genops.steps import image as steps
+    from genops.workloads.image import steps
 
     out = steps.ImagePrepareOutputs(train.path, validation.path, holdout.path, profile.path)
     result = steps.prepare(config.path, tracking_uri, run_id, out)
@@ -49,8 +50,8 @@ def representation_check(
     summary: Output[Markdown],
 ) -> str:
     """Images per class and class balance; returns the decision (continue or stop)."""
-    from genops.steps import image as steps
-    from genops.steps.tabular import ReportOutputs
+    from genops.core.steps import ReportOutputs
+    from genops.workloads.image import steps
 
     out = ReportOutputs(verdict.path, report.path, summary.path)
     decision = steps.data_representation_check(config.path, train.path, tracking_uri, run_id, out)
@@ -69,7 +70,7 @@ def train_generator(
 ):
     """Fit the class-conditional DDPM (CUDA, bf16 and torch.compile when present) and log it
     to MLflow as a pyfunc model."""
-    from genops.steps import image as steps
+    from genops.workloads.image import steps
 
     meta = steps.train(config.path, train.path, tracking_uri, run_id, model.path, params.path)
     model.metadata["mlflow_model_uri"] = meta["model_uri"]
@@ -94,8 +95,8 @@ def evaluate_generator(
     bias_summary: Output[Markdown],
 ) -> str:
     """CAS, Fréchet distances and the generated-representation gate; returns passed/failed."""
-    from genops.steps import image as steps
-    from genops.steps.tabular import ReportOutputs
+    from genops.core.steps import ReportOutputs
+    from genops.workloads.image import steps
 
     out = steps.ImageEvaluateOutputs(
         report_html=report.path,

@@ -1,4 +1,4 @@
-"""KFP components both pipelines share (wiring only; logic in genops.steps).
+"""KFP components every workload's pipeline shares (wiring only; logic in genops.core.steps).
 
 They act on the resolved run config whatever its pipeline: opening and closing the MLflow
 parent run, the Optuna tuning study and its parallel workers, registration, blessing,
@@ -24,9 +24,9 @@ def start_run(
     config: Output[Artifact],
 ) -> str:
     """Validate the run config and open the MLflow parent run."""
-    from genops.steps import tabular
+    from genops.core import steps
 
-    return tabular.start(config_uri, tracking_uri, pipeline_version, git_commit, config.path)
+    return steps.start(config_uri, tracking_uri, pipeline_version, git_commit, config.path)
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -38,9 +38,9 @@ def tune_setup(
     import json
     from dataclasses import asdict
 
-    from genops.steps import tabular
+    from genops.core import steps
 
-    setup = tabular.tune_setup(config.path, tracking_uri, run_id)
+    setup = steps.tune_setup(config.path, tracking_uri, run_id)
     with open(study.path, "w") as handle:
         json.dump(asdict(setup), handle)
     study.metadata["study_name"] = setup.study_name
@@ -59,11 +59,11 @@ def tune_worker(
     """One of N parallel workers: runs its share of trials of the shared study."""
     import json
 
-    from genops.steps import tabular
+    from genops.core import steps
 
     with open(study.path) as handle:
         setup = json.load(handle)
-    counts = tabular.tune_worker(
+    counts = steps.tune_worker(
         config.path,
         train.path,
         validation.path,
@@ -88,11 +88,11 @@ def tune_summarize(
     """Best params of the study ({} when tuning is off) and its plots in MLflow."""
     import json
 
-    from genops.steps import tabular
+    from genops.core import steps
 
     with open(study.path) as handle:
         setup = json.load(handle)
-    params = tabular.tune_summarize(
+    params = steps.tune_summarize(
         config.path,
         tracking_uri,
         run_id,
@@ -117,9 +117,9 @@ def register_model(
     git_commit: str,
 ) -> str:
     """Register the model version in the MLflow Model Registry (alias 'challenger')."""
-    from genops.steps import tabular
+    from genops.core import steps
 
-    return tabular.register(
+    return steps.register(
         config.path, model.path, tracking_uri, run_id, dataset_hash, pipeline_version, git_commit
     )
 
@@ -135,9 +135,9 @@ def bless_model(
     summary: Output[Markdown],
 ) -> str:
     """Thresholds + no regression against the champion; returns blessed / not_blessed."""
-    from genops.steps import tabular
+    from genops.core import steps
 
-    blessed = tabular.bless(
+    blessed = steps.bless(
         config.path,
         evaluation.path,
         tracking_uri,
@@ -155,9 +155,9 @@ def promote_model(
     config: Input[Artifact], tracking_uri: str, run_id: str, model_version: str
 ) -> str:
     """Move the champion alias to the blessed version; returns the replaced version."""
-    from genops.steps import tabular
+    from genops.core import steps
 
-    return tabular.promote(config.path, tracking_uri, run_id, model_version)
+    return steps.promote(config.path, tracking_uri, run_id, model_version)
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -165,9 +165,9 @@ def deploy_model(
     config: Input[Artifact], tracking_uri: str, run_id: str, model_version: str
 ) -> str:
     """Deploy the champion to the configured target (none, local, kserve); returns the URL."""
-    from genops.steps import tabular
+    from genops.core import steps
 
-    return tabular.deploy(config.path, tracking_uri, run_id, model_version)
+    return steps.deploy(config.path, tracking_uri, run_id, model_version)
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -175,22 +175,22 @@ def smoke_test_endpoint(
     config: Input[Artifact], tracking_uri: str, run_id: str, endpoint: str
 ) -> str:
     """Call the deployed endpoint and check the response schema; returns passed / failed."""
-    from genops.steps import tabular
+    from genops.core import steps
 
-    return "passed" if tabular.smoke_test(config.path, tracking_uri, run_id, endpoint) else "failed"
+    return "passed" if steps.smoke_test(config.path, tracking_uri, run_id, endpoint) else "failed"
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def rollback_champion(config: Input[Artifact], tracking_uri: str, run_id: str) -> str:
     """Move the champion alias back to the previous champion."""
-    from genops.steps import tabular
+    from genops.core import steps
 
-    return tabular.rollback(config.path, tracking_uri, run_id)
+    return steps.rollback(config.path, tracking_uri, run_id)
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def finish_run(tracking_uri: str, run_id: str) -> str:
     """Exit handler: close the MLflow parent run as FINISHED or FAILED."""
-    from genops.steps import tabular
+    from genops.core import steps
 
-    return tabular.finish(tracking_uri, run_id)
+    return steps.finish(tracking_uri, run_id)

@@ -1,4 +1,5 @@
-"""KFP components of the tabular-synth pipeline (wiring only; logic in genops.steps)."""
+"""KFP components of the tabular-synth pipeline (wiring only; logic in
+genops.workloads.tabular.steps)."""
 
 from typing import NamedTuple
 
@@ -40,16 +41,16 @@ def prepare_data(
     """Load, validate (Great Expectations), clean and split the data set."""
     from collections import namedtuple
 
-    from genops.steps import tabular
+    from genops.workloads.tabular import steps
 
-    out = tabular.PrepareOutputs(
+    out = steps.PrepareOutputs(
         train=train.path,
         validation=validation.path,
         holdout=holdout.path,
         profile_html=profile.path,
         validation_html=validation_report.path,
     )
-    result = tabular.prepare(config.path, tracking_uri, run_id, out)
+    result = steps.prepare(config.path, tracking_uri, run_id, out)
     train.metadata["rows"] = result["rows_train"]
     train.metadata["dataset_hash"] = result["dataset_hash"]
     outputs = namedtuple("PrepareOutputs", ["dataset_hash", "rows_train"])
@@ -67,10 +68,10 @@ def data_bias_check(
     summary: Output[Markdown],
 ) -> str:
     """Pre-training bias metrics (SageMaker Clarify definitions); returns the decision."""
-    from genops.steps import tabular
+    from genops.workloads.tabular import steps
 
-    out = tabular.ReportOutputs(verdict.path, report.path, summary.path)
-    decision = tabular.data_bias_check(config.path, train.path, tracking_uri, run_id, out)
+    out = steps.ReportOutputs(verdict.path, report.path, summary.path)
+    decision = steps.data_bias_check(config.path, train.path, tracking_uri, run_id, out)
     verdict.metadata["decision"] = decision
     return decision
 
@@ -85,9 +86,9 @@ def train_synthesizer(
     model: Output[Model],
 ):
     """Fit the synthesizer (CUDA when present) and log it to MLflow as a pyfunc model."""
-    from genops.steps import tabular
+    from genops.workloads.tabular import steps
 
-    meta = tabular.train(config.path, train.path, tracking_uri, run_id, model.path, params.path)
+    meta = steps.train(config.path, train.path, tracking_uri, run_id, model.path, params.path)
     model.metadata["mlflow_model_uri"] = meta["model_uri"]
     model.metadata["family"] = meta["family"]
     model.metadata["train_seconds"] = round(meta["train_seconds"], 2)
@@ -111,15 +112,15 @@ def evaluate_synthesizer(
     bias_summary: Output[Markdown],
 ) -> str:
     """Fidelity, utility, privacy and the synthetic-data bias gate; returns passed/failed."""
-    from genops.steps import tabular
+    from genops.workloads.tabular import steps
 
-    out = tabular.EvaluateOutputs(
+    out = steps.EvaluateOutputs(
         synthetic=synthetic.path,
         report_html=report.path,
         evaluation_json=evaluation.path,
-        bias=tabular.ReportOutputs(bias_verdict.path, bias_report.path, bias_summary.path),
+        bias=steps.ReportOutputs(bias_verdict.path, bias_report.path, bias_summary.path),
     )
-    values, passed = tabular.evaluate(
+    values, passed = steps.evaluate(
         config.path,
         model.path,
         train.path,

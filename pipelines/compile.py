@@ -1,6 +1,6 @@
 """Compile pipelines to KFP IR YAML: ``pipelines/dist/<pipeline>-<version>.yaml``.
 
-``--target cluster`` applies the cluster settings of pipelines/cluster.py (GPU, tolerations,
+``--target cluster`` applies the cluster settings of pipelines/targets.py (GPU, tolerations,
 node selector, ConfigMap/Secret, resources, retries) and writes to ``pipelines/dist/cluster/``;
 the images then name ``$GENOPS_IMAGE_REGISTRY`` (the ECR registry).
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 from kfp import compiler
 
 from genops.version import pipeline_version
-from pipelines.cluster import REGISTRY_ENV, TARGET_ENV, TARGETS, load_pipeline
-from pipelines.registry import PIPELINES
+from pipelines.registry import PIPELINES, get_pipeline
+from pipelines.targets import REGISTRY_ENV, TARGET_ENV, TARGETS, target_named
 
 DIST = Path(__file__).resolve().parent / "dist"
 
@@ -36,7 +36,7 @@ def compile_pipeline(
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}-{version}.yaml"
     compiler.Compiler().compile(
-        load_pipeline(name, target, registry),
+        get_pipeline(name, target_named(target, registry)),
         str(path),
         pipeline_parameters={"pipeline_version": version},
     )

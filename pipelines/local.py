@@ -35,6 +35,15 @@ class RunSummary:
     registered: str | None = None
     experiment_id: str = ""
 
+    def headline_metrics(self) -> tuple[str, ...]:
+        """The metrics the run's workload prints under the summary."""
+        from genops.core.workload import WorkloadError, get_workload
+
+        try:
+            return get_workload(self.tags.get("genops.pipeline", "")).headline_metrics
+        except WorkloadError:
+            return ()
+
     @property
     def outcome(self) -> str:
         """succeeded (registered), blocked (data gate), rejected (synthetic gate), rolled_back
@@ -60,24 +69,7 @@ class RunSummary:
         ]
         if self.outcome != "succeeded" and "genops.failure" in self.tags:
             lines.append(f"Reason:            {self.tags['genops.failure'][:600]}")
-        for key in (
-            "fidelity_column_shapes",
-            "fidelity_pair_trends",
-            "fidelity_quality",
-            "utility_tstr_auc",
-            "utility_trtr_auc",
-            "synthetic_bias_passed",
-            "privacy_dcr_ratio",
-            "privacy_exact_copy_share",
-            # image-diffusion: quality beside its real baseline
-            "cas",
-            "cas_real_baseline",
-            "domain_accuracy_conditional",
-            "frechet_distance",
-            "frechet_distance_baseline",
-            "representation_tvd",
-            "min_relative_share",
-        ):
+        for key in self.headline_metrics():
             if key in self.metrics:
                 lines.append(f"  {key:<28} {self.metrics[key]:.4f}")
         if self.tracking_uri.startswith("sqlite:"):
@@ -113,7 +105,7 @@ def run_local(
     ConfigError before anything runs when a local config is invalid or written for another
     pipeline."""
     if "://" not in config:  # an s3:// config is read by the start step
-        from genops.config import load_config_for
+        from genops.core.config import load_config_for
 
         load_config_for(config, pipeline)
     tracking_uri = tracking_uri or default_tracking_uri()

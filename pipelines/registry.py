@@ -1,14 +1,18 @@
-"""The pipelines this repo ships, by name."""
+"""The pipelines this repo ships, by name: each a factory taking the compile target."""
 
+from __future__ import annotations
+
+import importlib
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
-from pipelines.image_diffusion import image_diffusion
-from pipelines.tabular_synth import tabular_synth
+from pipelines.targets import LOCAL, Target
 
-PIPELINES: dict[str, Callable[..., Any]] = {
-    "tabular-synth": tabular_synth,
-    "image-diffusion": image_diffusion,
+#: pipeline name -> "module:factory"; a factory takes a Target and returns the @dsl.pipeline.
+PIPELINES: dict[str, str] = {
+    "tabular-synth": "pipelines.tabular_synth:tabular_synth",
+    "image-diffusion": "pipelines.image_diffusion:image_diffusion",
 }
 
 DEFAULT_CONFIGS: dict[str, str] = {
@@ -17,8 +21,12 @@ DEFAULT_CONFIGS: dict[str, str] = {
 }
 
 
-def get_pipeline(name: str) -> Callable[..., Any]:
+@cache
+def get_pipeline(name: str, target: Target = LOCAL) -> Callable[..., Any]:
+    """The pipeline ``name`` built for ``target`` (traced once per target and process)."""
     try:
-        return PIPELINES[name]
+        module_name, _, factory = PIPELINES[name].partition(":")
     except KeyError:
         raise SystemExit(f"unknown pipeline '{name}'; known: {sorted(PIPELINES)}") from None
+    built: Callable[..., Any] = getattr(importlib.import_module(module_name), factory)(target)
+    return built

@@ -4,7 +4,7 @@
                                 [--experiment NAME] [--tracking-uri URI] [--host URL]
                                 [--registry HOST] [--run-name NAME] [--dry-run]
 
-Steps: compile for the cluster (pipelines/cluster.py settings, images of this version in
+Steps: compile for the cluster (pipelines/targets.py settings, images of this version in
 ``$GENOPS_IMAGE_REGISTRY``), upload the pipeline if KFP does not know it yet, upload the
 pipeline version named by ``genops.version.pipeline_version()`` (reused when it exists),
 create the experiment if needed, start the run and print its URL.
@@ -236,11 +236,11 @@ def check_config(config: str | None, pipeline: str | None = None) -> None:
     anything is compiled or uploaded."""
     if not config or "://" in config or config.startswith(IMAGE_APP_DIR + "/"):
         return
-    from genops.config import ConfigError, load_any_config, load_config_for
+    from genops.core.config import ConfigError, load_config, load_config_for
 
     try:
         if pipeline is None:
-            load_any_config(config)
+            load_config(config)
         else:
             load_config_for(config, pipeline)
     except ConfigError as exc:
@@ -292,9 +292,9 @@ def plan(
 ) -> SubmitPlan:
     """Everything a submission needs, compiled and checked; contacts nothing."""
     from genops.version import git_commit, pipeline_version
-    from pipelines.cluster import REGISTRY_ENV
     from pipelines.compile import compile_pipeline
     from pipelines.registry import DEFAULT_CONFIGS, PIPELINES
+    from pipelines.targets import REGISTRY_ENV
 
     env = os.environ if env is None else env
     if pipeline not in PIPELINES:

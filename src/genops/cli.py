@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from genops.config import ConfigError, dump_config, load_any_config
+    from genops.core.config import ConfigError, dump_config, load_config
 
     try:
-        config = load_any_config(args.config)
+        config = load_config(args.config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -24,7 +24,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from genops.config import ConfigError, load_config_for
+    from genops.core.config import ConfigError, load_config_for
 
     try:
         load_config_for(args.config, args.pipeline)  # fail fast, before any task starts
@@ -63,7 +63,7 @@ def _tracking_uri(arg: str | None) -> str:
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
-    from genops.registry.aliases import RegistryError, promote
+    from genops.core.aliases import RegistryError, promote
 
     try:
         move = promote(args.model, str(args.version), _tracking_uri(args.tracking_uri))
@@ -75,7 +75,7 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from genops.registry.aliases import RegistryError, rollback
+    from genops.core.aliases import RegistryError, rollback
 
     try:
         move = rollback(args.model, _tracking_uri(args.tracking_uri))
@@ -87,7 +87,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from genops.serving.server import serve
+    from genops.core.serving.server import serve
 
     serve(
         args.model_uri,

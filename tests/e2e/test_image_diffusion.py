@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from genops.config import load_any_config
-from genops.image.request import decode_png
-from genops.serving.deploy import stop_local
+from genops.core.config import load_config
+from genops.core.serving.deploy import stop_local
+from genops.workloads.image.request import decode_png
 from pipelines.local import RunSummary, run_local
 from tests.conftest import REPO, free_port
 
@@ -92,7 +92,7 @@ def test_each_step_logged_its_run_and_artifacts(finished: RunSummary) -> None:
     }
     client = mlflow.MlflowClient()
     train = steps["train"].info.run_id
-    epochs = load_any_config(FAST).model.epochs
+    epochs = load_config(FAST).model.epochs
     assert len(client.get_metric_history(train, "train_loss")) == epochs
     names = {a.path for a in client.list_artifacts(train, "samples")}
     assert names == {"samples/epoch_0004.png", "samples/epoch_0008.png"}

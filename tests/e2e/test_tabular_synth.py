@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from genops.config import load_config
-from genops.serving.deploy import stop_local
+from genops.core.config import load_config
+from genops.core.serving.deploy import stop_local
 from pipelines.local import RunSummary, run_local
 from tests.conftest import ADULT_FAST_CONFIG, free_port
 

@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 import requests
 
-from genops.config import load_config
+from genops.core.config import load_config
 from pipelines.local import RunSummary, run_local
 from tests.conftest import ADULT_FAST_CONFIG, REPO
 

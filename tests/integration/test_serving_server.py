@@ -2,7 +2,7 @@
 
 A tiny TVAE is trained in memory (no pipeline), logged as the genops pyfunc model, registered
 as ``toy-synthesizer`` with alias ``champion`` and the lineage tags the pipeline sets; then
-``python -m genops.serving.server`` serves it on a free local port.
+``python -m genops.core.serving.server`` serves it on a free local port.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def register_toy_model(workdir: Path, name: str = MODEL_NAME) -> RegisteredToy:
     """Fit a tiny conditional TVAE, log it as the pyfunc model, register it as name@champion."""
     import mlflow
 
-    from genops.data.io import content_hash
-    from genops.models import TVAEParams, TVAESynthesizer
-    from genops.serving.pyfunc import log_synthesizer
+    from genops.core.io import content_hash
+    from genops.workloads.tabular.models import TVAEParams, TVAESynthesizer
+    from genops.workloads.tabular.pyfunc import log_synthesizer
 
     frame = small_frame(400)
     params = TVAEParams(
@@ -101,7 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     command = [
         sys.executable,
         "-m",
-        "genops.serving.server",
+        "genops.core.serving.server",
         "--model-uri",
         toy.model_uri,
         "--tracking-uri",
@@ -295,10 +295,14 @@ class _FailingSynthesizer:
 def test_sampling_failures_are_json_errors(error: Exception, status: int, message: str) -> None:
     from fastapi.testclient import TestClient
 
-    from genops.serving.server import ServedModel, create_app
+    from types import SimpleNamespace
+
+    from genops.core.serving.server import ServedModel, create_app
+    from genops.workloads.tabular.serving import TabularAdapter
 
     synthesizer = _FailingSynthesizer(error)
-    served = ServedModel("models:/fake/1", None, synthesizer, dict(synthesizer.categories))
+    adapter = TabularAdapter(SimpleNamespace(synthesizer=synthesizer), ["sex"])
+    served = ServedModel("models:/fake/1", None, adapter, {})
     client = TestClient(create_app("models:/fake/1", served=served), raise_server_exceptions=False)
     response = client.post("/generate", json={"num_rows": 5, "conditions": "sex=Male"})
     assert response.status_code == status

@@ -30,11 +30,12 @@ def normalise(text: str, version: str) -> str:
 
 
 @pytest.mark.parametrize("target", ["local", "cluster"])
-def test_ir_matches_golden(target: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipeline", ["tabular-synth", "image-diffusion"])
+def test_ir_matches_golden(pipeline: str, target: str, tmp_path: Path) -> None:
     version = pipeline_version()
-    path = compile_pipeline("tabular-synth", tmp_path, target=target, registry=REGISTRY)
+    path = compile_pipeline(pipeline, tmp_path, target=target, registry=REGISTRY)
     actual = normalise(path.read_text(), version)
-    golden = GOLDEN / f"tabular-synth.{target}.yaml"
+    golden = GOLDEN / f"{pipeline}.{target}.yaml"
     if os.environ.get(UPDATE_ENV) == "1":
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(actual)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from genops.version import pipeline_version
-from pipelines import cluster
+from pipelines import targets as cluster
 from pipelines.compile import compile_pipeline, main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,25 +174,17 @@ def test_settings_match_the_terraform_outputs_and_platform_manifests() -> None:
     assert set(cluster.SECRET_KEYS) <= set(secret_doc["stringData"])
 
 
-def test_compiling_for_the_cluster_leaves_the_imported_pipeline_local(tmp_path: Path) -> None:
-    """KFP traces a pipeline when its module is imported: a cluster compile in a process that
-    already imported it re-traces it, and leaves the imported objects as they were."""
-    from components import tabular as components_before
+def test_one_process_compiles_both_targets_in_any_order(tmp_path: Path) -> None:
+    """The target is a factory argument: a cluster compile then a local one in the same
+    process, with no module reloaded, give a local IR without any cluster setting."""
     from pipelines import tabular_synth as module_before
 
-    pipeline_before = module_before.tabular_synth
     compile_pipeline("tabular-synth", tmp_path, target="cluster", registry=REGISTRY)
     assert sys.modules["pipelines.tabular_synth"] is module_before
-    assert sys.modules["components.tabular"] is components_before
-    import pipelines
-
-    assert pipelines.tabular_synth is module_before
-    assert module_before.tabular_synth is pipeline_before
-    assert not pipeline_before.platform_spec.platforms, "still traced for local"
-    assert cluster.current_target() == "local"
-    # and a local compile after a cluster one has no cluster settings
     _, platform = _load(compile_pipeline("tabular-synth", tmp_path / "l", target="local"))
     assert platform is None
+    _, platform = _load(compile_pipeline("tabular-synth", tmp_path / "c", target="cluster"))
+    assert platform is not None
 
 
 def test_compile_cli_target_cluster(
@@ -207,12 +199,8 @@ def test_compile_cli_target_cluster(
     assert _load(path)[1] is not None
 
 
-def test_target_and_role_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GENOPS_TARGET", "clustr")
-    with pytest.raises(ValueError, match="GENOPS_TARGET"):
-        cluster.compiling_for_cluster()
-    monkeypatch.setenv("GENOPS_TARGET", "local")
+def test_target_and_role_are_checked() -> None:
+    with pytest.raises(ValueError, match="target"):
+        cluster.Target("cloud")
     with pytest.raises(ValueError, match="role"):
-        cluster.configure_task(object(), "tpu")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="target"), cluster.target_environment("cloud"):
-        pass
+        cluster.LOCAL.configure(object(), "tpu")  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genops.bias import (
+from genops.workloads.tabular.bias import (
     BiasConfig,
     DataBiasThresholds,
     cddl,

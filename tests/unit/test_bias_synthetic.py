@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genops.bias import (
+from genops.workloads.tabular.bias import (
     BiasConfig,
     MetricResult,
     amplification_results,
@@ -165,7 +165,7 @@ def test_tiny_groups_are_reported_but_do_not_gate_group_fidelity() -> None:
     import numpy as np
     import pandas as pd
 
-    from genops.bias import group_fidelity_results
+    from genops.workloads.tabular.bias import group_fidelity_results
 
     rng = np.random.default_rng(0)
     real = pd.DataFrame({"g": ["big"] * 300 + ["tiny"] * 5, "x": rng.normal(0, 1, 305)})

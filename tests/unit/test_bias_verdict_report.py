@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 from pydantic import ValidationError
 
-from genops.bias import (
+from genops.workloads.tabular.bias import (
     BiasConfig,
     BiasVerdict,
     MetricResult,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from genops.evaluation.blessing import BlessingSpec, bless
+from genops.core.blessing import BlessingSpec, bless
+from genops.workloads.tabular.config import TABULAR_BLESSING_DEFAULTS
 
 GOOD = {
     "fidelity_column_shapes": 0.90,
@@ -8,7 +9,7 @@ GOOD = {
     "utility_tstr_auc": 0.86,
     "privacy_exact_copy_share": 0.0,
 }
-SPEC = BlessingSpec()
+SPEC = BlessingSpec.model_validate(TABULAR_BLESSING_DEFAULTS)
 
 
 def test_first_model_is_judged_on_thresholds_only() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genops.config import ConfigError, load_config, parse_config
+from genops.core.config import ConfigError, load_config, parse_config
 from tests.conftest import ADULT_CONFIG, ADULT_FAST_CONFIG, SMALL_SPEC
 
 

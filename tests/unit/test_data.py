@@ -5,9 +5,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genops.config import DatasetSpec, load_config
-from genops.data import DataLoadError, DataValidationError, content_hash, prepare, read_table
-from genops.data.prepare import clean, split
+from genops.core.config import load_config
+from genops.workloads.tabular.config import DatasetSpec
+from genops.workloads.tabular.data import (
+    DataLoadError,
+    DataValidationError,
+    content_hash,
+    prepare,
+    read_table,
+)
+from genops.workloads.tabular.data.prepare import clean, split
 from tests.conftest import ADULT_CONFIG, SMALL_SPEC, small_frame
 
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from mlflow.models import infer_signature
 
-from genops.registry.aliases import CHAMPION, alias_version, promote
-from genops.registry.tracking import start_pipeline_run
-from genops.steps import tabular
+from genops.core.aliases import CHAMPION, alias_version, promote
+from genops.core.tracking import start_pipeline_run
+from genops.core import steps
 from tests.conftest import SMALL_SPEC
 
 
@@ -46,17 +46,17 @@ def test_failed_smoke_test_then_rollback(tmp_path: Path, tracking_uri: str) -> N
     run_id = start_pipeline_run(tracking_uri, "exp", "run", {"genops.pipeline": "t"})
 
     endpoint = f"http://127.0.0.1:{_closed_port()}"
-    assert tabular.smoke_test(config, tracking_uri, run_id, endpoint) is False
+    assert steps.smoke_test(config, tracking_uri, run_id, endpoint) is False
     tags = mlflow.MlflowClient().get_run(run_id).data.tags
     assert tags["genops.smoke_test"].startswith("failed: endpoint unreachable")
 
-    assert tabular.rollback(config, tracking_uri, run_id) == "1"
+    assert steps.rollback(config, tracking_uri, run_id) == "1"
     assert alias_version("toy-synthesizer", CHAMPION, tracking_uri) == "1"
     tags = mlflow.MlflowClient().get_run(run_id).data.tags
     assert tags["genops.rollback"] == "toy-synthesizer@champion: v2 -> v1"
     assert tags["genops.status"] == "rolled_back"
     # nothing deployed: the smoke test has nothing to check and passes
-    assert tabular.smoke_test(config, tracking_uri, run_id, "") is True
+    assert steps.smoke_test(config, tracking_uri, run_id, "") is True
 
 
 def test_local_deploy_refuses_a_port_held_by_another_server(
@@ -65,7 +65,8 @@ def test_local_deploy_refuses_a_port_held_by_another_server(
     import http.server
     import threading
 
-    from genops.serving.deploy import DeployError, deploy_local, smoke_test
+    from genops.core.serving.deploy import DeployError, deploy_local
+    from genops.workloads.tabular.serving import smoke_test
 
     monkeypatch.setenv("GENOPS_HOME", str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
@@ -88,7 +89,7 @@ def test_v2_smoke_test_against_a_stub_inference_server() -> None:
     import json
     import threading
 
-    from genops.serving.deploy import smoke_test_v2
+    from genops.workloads.tabular.serving import smoke_test_v2
 
     columns = {"good": ["age", "sex"], "bad": ["age"]}
 
@@ -136,7 +137,7 @@ def test_image_v2_smoke_test_against_a_stub_inference_server() -> None:
     import json
     import threading
 
-    from genops.serving.deploy import image_smoke_test_v2
+    from genops.workloads.image.serving import image_smoke_test_v2
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:

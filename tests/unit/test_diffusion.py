@@ -1,4 +1,4 @@
-"""Unit tests for genops.image.diffusion (tiny U-Nets, short schedules, 8x8 images)."""
+"""Unit tests for genops.workloads.image.diffusion (tiny U-Nets, short schedules, 8x8 images)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from genops.image.config import DiffusionSpec
-from genops.image.diffusion import DiffusionModel, UNet, make_schedule
+from genops.workloads.image.config import DiffusionSpec
+from genops.workloads.image.diffusion import DiffusionModel, UNet, make_schedule
 
 CLASSES = ["top", "bottom"]
 TINY = DiffusionSpec(

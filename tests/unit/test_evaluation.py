@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genops.config import DatasetSpec
-from genops.evaluation import evaluate, render_html
-from genops.evaluation.metrics import (
+from genops.workloads.tabular.config import DatasetSpec
+from genops.workloads.tabular.evaluation import evaluate, render_html
+from genops.workloads.tabular.evaluation.metrics import (
     categorical_shape,
     classifier_utility,
     column_shapes,

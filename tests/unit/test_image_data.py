@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genops.config import ConfigError, load_any_config, parse_any_config
-from genops.image.config import ImageDatasetSpec, ImageRunConfig
-from genops.image.data import (
+from genops.core.config import ConfigError, load_config, parse_config
+from genops.workloads.image.config import ImageDatasetSpec, ImageRunConfig
+from genops.workloads.image.data import (
     ImageDataError,
     ImageSet,
     export_folder,
@@ -43,7 +43,7 @@ def _toy(n_per_class: int = 12, classes: int = 3, size: int = 8, seed: int = 0) 
 
 
 def test_digits_load_validate_scale_and_split() -> None:
-    config = load_any_config(DIGITS)
+    config = load_config(DIGITS)
     assert isinstance(config, ImageRunConfig)
     data = prepare_images(config.dataset)
     sizes = {k: len(v) for k, v in data.splits.items()}
@@ -165,17 +165,17 @@ def test_imageset_save_is_atomic_and_round_trips(tmp_path: Path) -> None:
 
 
 def test_config_dispatch_and_errors(tmp_path: Path) -> None:
-    config = load_any_config(REPO / "pipelines" / "configs" / "digits-fast.yaml")
+    config = load_config(REPO / "pipelines" / "configs" / "digits-fast.yaml")
     assert isinstance(config, ImageRunConfig)
     assert config.model_name == "digits-diffusion"
     assert config.experiment_name == "image-diffusion-digits"
     assert config.dataset.sample_per_class == 60 and config.model.epochs == 8
     with pytest.raises(ConfigError, match="pipeline: unknown pipeline 'video'"):
-        parse_any_config({"pipeline": "video"})
+        parse_config({"pipeline": "video"})
     with pytest.raises(
         ConfigError, match=r"model: .*sample_steps \(20\) must not exceed timesteps \(10\)"
     ):
-        parse_any_config(
+        parse_config(
             {
                 "pipeline": "image-diffusion",
                 "dataset": {"name": "d"},
@@ -183,7 +183,7 @@ def test_config_dispatch_and_errors(tmp_path: Path) -> None:
             }
         )
     with pytest.raises(ConfigError, match="tuning.search_space: 'hidden' is not a model parameter"):
-        parse_any_config(
+        parse_config(
             {
                 "pipeline": "image-diffusion",
                 "dataset": {"name": "d"},
@@ -193,7 +193,7 @@ def test_config_dispatch_and_errors(tmp_path: Path) -> None:
     # a relative source resolves against the spec's folder
     spec = tmp_path / "mine.yaml"
     spec.write_text("pipeline: image-diffusion\ndataset: {name: mine, source: imgs/x.npz}\n")
-    assert load_any_config(spec).dataset.source == str(tmp_path / "imgs" / "x.npz")
+    assert load_config(spec).dataset.source == str(tmp_path / "imgs" / "x.npz")
 
 
 def test_s3_npz_and_png_folder_through_a_local_s3_endpoint(
@@ -220,18 +220,18 @@ def test_s3_npz_and_png_folder_through_a_local_s3_endpoint(
 
 def test_partial_shared_sections_keep_the_image_defaults() -> None:
     base = {"pipeline": "image-diffusion", "dataset": {"name": "d"}}
-    config = parse_any_config({**base, "tuning": {"enabled": True}, "blessing": {}})
+    config = parse_config({**base, "tuning": {"enabled": True}, "blessing": {}})
     assert isinstance(config, ImageRunConfig)
     assert set(config.tuning.search_space) == {"learning_rate", "base_channels"}
     assert config.blessing.min_metrics == {"cas": 0.90, "domain_accuracy_conditional": 0.90}
     assert config.blessing.require_data_bias_pass
     with pytest.raises(ConfigError, match="blessing: 'utility_tstr_auc' is not an image metric"):
-        parse_any_config({**base, "blessing": {"min_metrics": {"utility_tstr_auc": 0.8}}})
+        parse_config({**base, "blessing": {"min_metrics": {"utility_tstr_auc": 0.8}}})
     with pytest.raises(ConfigError, match=r"evaluation.steps \(500\) must not exceed"):
-        parse_any_config({**base, "model": {"timesteps": 50, "sample_steps": 10},
+        parse_config({**base, "model": {"timesteps": 50, "sample_steps": 10},
                           "evaluation": {"steps": 500}})  # fmt: skip
     with pytest.raises(ConfigError, match=r"sample_per_class \(20\) is below min_images_per_class"):
-        parse_any_config(
+        parse_config(
             {**base, "dataset": {"name": "d", "sample_per_class": 20, "min_images_per_class": 50}}
         )
 

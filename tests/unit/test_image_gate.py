@@ -8,14 +8,14 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from genops.bias import failure_message
-from genops.config import load_any_config
-from genops.image.config import ImageRunConfig
-from genops.image.data import ImageSet, prepare_images
-from genops.image.representation import generated_representation
-from genops.image.request import parse_image_request
-from genops.serving.request import RequestError
-from genops.steps.image import score_generator
+from genops.core.config import load_config
+from genops.core.serving.request import RequestError
+from genops.workloads.image.config import ImageRunConfig
+from genops.workloads.image.data import ImageSet, prepare_images
+from genops.workloads.image.representation import generated_representation
+from genops.workloads.image.request import parse_image_request
+from genops.workloads.image.steps import score_generator
+from genops.workloads.tabular.bias import failure_message
 from tests.conftest import REPO
 
 
@@ -52,7 +52,7 @@ class RealImageGenerator:
 
 @pytest.fixture(scope="module")
 def digits() -> tuple[ImageRunConfig, ImageSet, ImageSet]:
-    config = load_any_config(REPO / "pipelines" / "configs" / "digits.yaml")
+    config = load_config(REPO / "pipelines" / "configs" / "digits.yaml")
     assert isinstance(config, ImageRunConfig)
     config = config.model_copy(
         update={

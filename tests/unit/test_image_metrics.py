@@ -1,4 +1,4 @@
-"""genops.image.metrics: Fréchet distance, class-mix distances, the domain classifier and CAS."""
+"""genops.workloads.image.metrics: Fréchet distance, class-mix distances, the domain classifier and CAS."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from genops.image.metrics import (
+from genops.workloads.image.metrics import (
     CASResult,
     DomainClassifier,
     class_distribution,

@@ -1,4 +1,4 @@
-"""genops.image.representation: the class-mix checks and their reports."""
+"""genops.workloads.image.representation: the class-mix checks and their reports."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.datasets import load_digits
 
-from genops.bias.verdict import BiasVerdict, decide, failure_message
-from genops.image.config import RepresentationSpec
-from genops.image.representation import (
+from genops.core.verdict import BiasVerdict, decide, failure_message
+from genops.workloads.image.config import RepresentationSpec
+from genops.workloads.image.representation import (
     data_representation,
     generated_representation,
     report_html,

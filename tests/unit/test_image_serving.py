@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from genops.image.config import DiffusionSpec
-from genops.image.diffusion import DiffusionModel
-from genops.image.pyfunc import images_frame, log_generator
-from genops.image.request import decode_png
-from genops.serving.request import RequestError
-from genops.serving.server import create_app, load_served_model
+from genops.core.serving.request import RequestError
+from genops.core.serving.server import create_app, load_served_model
+from genops.workloads.image.config import DiffusionSpec
+from genops.workloads.image.diffusion import DiffusionModel
+from genops.workloads.image.pyfunc import images_frame, log_generator
+from genops.workloads.image.request import decode_png
 
 NAMES = ["ring", "bar", "dot"]
 
@@ -65,7 +65,7 @@ def test_rest_server_generates_pngs_and_arrays_and_names_bad_fields(
 ) -> None:
     uri, model = model_uri
     served = load_served_model(model, uri)
-    assert served.kind == "image"
+    assert served.metadata["workload"] == "image-diffusion" and served.metadata["kind"] == "image"
     client = TestClient(create_app(model, served=served, max_rows=50))
     meta = client.get("/metadata").json()
     assert meta["classes"] == NAMES and meta["image_shape"] == [1, 8, 8] and meta["version"]
@@ -93,7 +93,7 @@ def test_rest_server_generates_pngs_and_arrays_and_names_bad_fields(
 def test_image_smoke_test_against_the_served_app(model_uri: tuple[str, str]) -> None:
     import uvicorn
 
-    from genops.serving.deploy import image_smoke_test
+    from genops.workloads.image.serving import image_smoke_test
 
     uri, model = model_uri
     app = create_app(model, tracking_uri=uri, max_rows=50)

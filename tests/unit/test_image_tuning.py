@@ -9,18 +9,18 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from genops.config import dump_config, load_any_config
-from genops.image.config import ImageRunConfig
-from genops.image.data import prepare_images
-from genops.registry.tracking import start_pipeline_run
-from genops.steps import tabular as shared
+from genops.core.config import dump_config, load_config
+from genops.core.tracking import start_pipeline_run
+from genops.core import steps as shared
+from genops.workloads.image.config import ImageRunConfig
+from genops.workloads.image.data import prepare_images
 from tests.conftest import REPO
 
 
 @pytest.fixture
 def image_run(tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setenv("GENOPS_HOME", str(tmp_path))
-    config = load_any_config(REPO / "pipelines" / "configs" / "digits-fast.yaml")
+    config = load_config(REPO / "pipelines" / "configs" / "digits-fast.yaml")
     assert isinstance(config, ImageRunConfig)
     raw = config.model_dump(mode="json")
     raw["dataset"]["sample_per_class"] = 30

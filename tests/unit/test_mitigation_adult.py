@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from genops.bias import BiasConfig, dpl, mitigation_condition_frame
-from genops.config import load_config
-from genops.data import prepare
-from genops.steps.tabular import build_synthesizer
+from genops.core.config import load_config
+from genops.workloads.tabular.bias import BiasConfig, dpl, mitigation_condition_frame
+from genops.workloads.tabular.data import prepare
+from genops.workloads.tabular.steps import build_synthesizer
 from tests.conftest import ADULT_FAST_CONFIG
 
 

@@ -1,4 +1,5 @@
-"""Unit tests for genops.models.ctgan.CTGANSynthesizer (small frames, small networks)."""
+"""Unit tests for genops.workloads.tabular.models.ctgan.CTGANSynthesizer
+(small frames, small networks)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-import genops.models.ctgan as ctgan_module
-from genops.models import (
+import genops.workloads.tabular.models.base as base_module
+from genops.workloads.tabular.models import (
     CTGANParams,
     CTGANSynthesizer,
     Synthesizer,
@@ -292,8 +293,8 @@ def test_rejection_sampling_gives_up_on_rare_value(
     model: CTGANSynthesizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Budget of 1 * n generated rows: only met if every row is green (about a third are).
-    monkeypatch.setattr(ctgan_module, "_REJECTION_FACTOR", 1)
-    monkeypatch.setattr(ctgan_module, "_REJECTION_MIN_ROWS", 10)
+    monkeypatch.setattr(base_module, "_REJECTION_FACTOR", 1)
+    monkeypatch.setattr(base_module, "_REJECTION_MIN_ROWS", 10)
     with pytest.raises(ValueError, match="too rare"):
         model.sample(500, conditions={"color": "green"}, seed=0, batch_size=100)
 

@@ -1,4 +1,5 @@
-"""Unit tests for genops.models.tvae.TVAESynthesizer (small frames, small networks)."""
+"""Unit tests for genops.workloads.tabular.models.tvae.TVAESynthesizer
+(small frames, small networks)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-import genops.models.tvae as tvae_module
-from genops.models import (
+import genops.workloads.tabular.models.base as base_module
+from genops.workloads.tabular.models import (
     Synthesizer,
     TVAEParams,
     TVAESynthesizer,
@@ -204,8 +205,8 @@ def test_rejection_sampling_gives_up_on_rare_value(
     model: TVAESynthesizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Budget of 2 * n generated rows: needs a 50 % hit rate, green is ~25 % of the data.
-    monkeypatch.setattr(tvae_module, "_REJECTION_FACTOR", 2)
-    monkeypatch.setattr(tvae_module, "_REJECTION_MIN_ROWS", 10)
+    monkeypatch.setattr(base_module, "_REJECTION_FACTOR", 2)
+    monkeypatch.setattr(base_module, "_REJECTION_MIN_ROWS", 10)
     with pytest.raises(ValueError, match="too rare"):
         model.sample(500, conditions={"color": "green"}, seed=0, batch_size=100)
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from mlflow.models import infer_signature
 
-from genops.registry.aliases import (
+from genops.core.aliases import (
     CHAMPION,
     RegistryError,
     alias_version,

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from genops.serving import kserve
-from genops.serving.kserve import (
+from genops.core.serving import kserve
+from genops.core.serving.kserve import (
     GPU_RESOURCE,
     KubernetesNotConfigured,
     crd_schema,
@@ -45,7 +45,7 @@ def render(**overrides: Any) -> dict[str, Any]:
 
 
 def test_the_shipped_crd_is_kserves_inferenceservice() -> None:
-    folder = resources.files("genops.serving") / "crds"
+    folder = resources.files("genops.core.serving") / "crds"
     crd = yaml.safe_load((folder / kserve.CRD_FILE).read_text("utf-8"))
     assert crd["kind"] == "CustomResourceDefinition"
     assert crd["metadata"]["name"] == "inferenceservices.serving.kserve.io"
@@ -274,7 +274,7 @@ def test_apply_refuses_an_invalid_manifest_before_contacting_a_cluster() -> None
 
 
 def test_readiness_is_judged_for_the_applied_generation() -> None:
-    from genops.serving.kserve import is_ready
+    from genops.core.serving.kserve import is_ready
 
     ready = {
         "status": {"observedGeneration": 3, "conditions": [{"type": "Ready", "status": "True"}]}

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from genops.serving.request import RequestError, parse_conditions, validate_request
+from genops.core.serving.request import RequestError
+from genops.workloads.tabular.request import parse_conditions, validate_request
 
 CATS = {"sex": ["Female", "Male"], "race": ["Black", "White"]}
 

@@ -6,10 +6,11 @@ from typing import Any
 import optuna
 import pytest
 
-from genops.config import DatasetSpec
-from genops.models import TVAEParams, TVAESynthesizer
-from genops.tuning import ParamSpec, TuningSpec, suggest
-from genops.tuning.study import ObjectiveData, create_study, run_worker, summarize
+from genops.core.tuning import ParamSpec, TuningSpec, suggest
+from genops.core.tuning.study import create_study, run_worker, summarize
+from genops.workloads.tabular.config import DatasetSpec
+from genops.workloads.tabular.models import TVAEParams, TVAESynthesizer
+from genops.workloads.tabular.tuning import ObjectiveData, TabularObjective
 from tests.conftest import SMALL_SPEC, small_frame
 
 SPEC = DatasetSpec.model_validate(SMALL_SPEC)
@@ -89,7 +90,7 @@ def test_a_hopeless_trial_is_pruned_and_the_best_params_come_back(tmp_path: Path
         storage,
         "toy",
         0,
-        _data(),
+        TabularObjective(_data(), spec),
         _build,
         lambda n, p, state, v, h: logged.append((n, state)),
     )
@@ -104,7 +105,7 @@ def test_a_hopeless_trial_is_pruned_and_the_best_params_come_back(tmp_path: Path
 def test_a_storage_url_from_the_environment_travels_as_a_reference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from genops.tuning.study import ENV_STORAGE, open_storage, resolve_storage
+    from genops.core.tuning.study import ENV_STORAGE, open_storage, resolve_storage
 
     secret = f"sqlite:///{tmp_path / 'optuna.db'}"  # stands in for postgresql://user:pw@...
     monkeypatch.setenv("OPTUNA_STORAGE_URL", secret)

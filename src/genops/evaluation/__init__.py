@@ -1,5 +1,0 @@
-"""Fidelity, utility and privacy of synthetic data, and the evaluation report."""
-
-from genops.evaluation.report import Evaluation, evaluate, render_html
-
-__all__ = ["Evaluation", "evaluate", "render_html"]

@@ -1,1 +1,0 @@
-"""MLflow tracking, logging helpers and model registration."""

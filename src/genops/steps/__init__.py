@@ -1,1 +1,0 @@
-"""Pipeline steps as plain functions over paths (called by the KFP components)."""

@@ -1,0 +1,146 @@
+"""Serving an image generator: the model server's adapter (``POST /generate`` with
+``{"classes": ["3", "7"]}`` or ``{"counts": {"3": 2}}``, optional ``steps``, ``guidance``,
+``seed``, ``format`` png|array) and the smoke tests of a deployed endpoint (local REST, and
+KServe over the Open Inference Protocol v2)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from genops.core.serving.request import RequestError
+from genops.core.workload import ServingAdapter, SmokeResult
+from genops.workloads.image.config import ImageRunConfig
+
+
+class ImageAdapter(ServingAdapter):
+    """The server's view of an :class:`~genops.workloads.image.pyfunc.ImageGeneratorModel`;
+    sampling does not mutate the model, so requests run in parallel threads."""
+
+    def __init__(self, python_model: Any) -> None:
+        self.generator = python_model.generator
+
+    def metadata(self) -> dict[str, Any]:
+        g = self.generator
+        return {
+            "kind": "image",
+            "classes": list(g.class_names),
+            "image_shape": [g.channels, g.image_size, g.image_size],
+            "default_steps": g.spec.sample_steps,
+            "default_guidance": g.spec.guidance_scale,
+        }
+
+    def parse(self, body: Any, max_items: int) -> Any:
+        from genops.workloads.image.request import parse_image_request
+
+        if not isinstance(body, dict):
+            raise RequestError(f"body: expected a JSON object, got {type(body).__name__}")
+        g = self.generator
+        return parse_image_request(body, g.class_names, max_items, g.spec.timesteps)
+
+    def generate(self, request: Any) -> bytes:
+        from genops.workloads.image.request import png_base64, to_unit
+
+        g = self.generator
+        images = g.sample(
+            request.labels, steps=request.steps, guidance_scale=request.guidance, seed=request.seed
+        )
+        out: dict[str, Any] = {
+            "num_images": len(request.labels),
+            "labels": [g.class_names[i] for i in request.labels],
+            "shape": list(images.shape[1:]),
+            "format": request.fmt,
+        }
+        if request.fmt == "png":
+            out["images"] = [png_base64(img) for img in images]
+        else:
+            out["images"] = to_unit(images).round(5).tolist()
+        return json.dumps(out).encode()
+
+
+def image_smoke_test(
+    url: str, shape: tuple[int, int, int], steps: int = 10, timeout: float = 120.0
+) -> SmokeResult:
+    """Health, the served classes from /metadata, then one image per class: the labels
+    must come back in order and every PNG must decode to ``shape`` (C, H, W)."""
+    from genops.workloads.image.request import decode_png
+
+    try:
+        health = httpx.get(f"{url}/health", timeout=timeout)
+        if health.status_code != 200:
+            return SmokeResult(False, f"/health answered {health.status_code}")
+        meta = httpx.get(f"{url}/metadata", timeout=timeout).json()
+        classes = meta.get("classes") if isinstance(meta, dict) else None
+        if not classes:
+            return SmokeResult(False, "/metadata names no classes: not an image model")
+        body = {"classes": classes, "steps": steps, "seed": 0, "format": "png"}
+        reply = httpx.post(f"{url}/generate", json=body, timeout=timeout)
+    except (httpx.HTTPError, ValueError) as exc:
+        return SmokeResult(False, f"endpoint unreachable or not JSON: {exc}")
+    if reply.status_code != 200:
+        return SmokeResult(False, f"/generate answered {reply.status_code}: {reply.text[:300]}")
+    try:
+        answer = reply.json()
+        labels, images = answer["labels"], answer["images"]
+        shapes = {tuple(decode_png(img).shape) for img in images}
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return SmokeResult(False, f"/generate answered an unexpected body: {exc}")
+    if labels != classes or len(images) != len(classes):
+        return SmokeResult(False, f"asked for {classes}, got labels {labels}")
+    if shapes != {shape}:
+        return SmokeResult(False, f"images decode to shapes {sorted(shapes)}, expected {shape}")
+    return SmokeResult(True, f"{len(images)} images, one per class, each {shape} (C,H,W)")
+
+
+def image_smoke_test_v2(
+    url: str, model_name: str, class_name: str, steps: int = 10, timeout: float = 120.0
+) -> SmokeResult:
+    """The image check over the Open Inference Protocol v2 (KServe's MLServer runtime):
+    readiness, then two images of one class; outputs must carry labels and PNGs."""
+    payload = {
+        "inputs": [
+            {"name": "label", "shape": [1], "datatype": "BYTES", "data": [class_name]},
+            {"name": "count", "shape": [1], "datatype": "INT64", "data": [2]},
+            {"name": "steps", "shape": [1], "datatype": "INT64", "data": [steps]},
+            {"name": "seed", "shape": [1], "datatype": "INT64", "data": [0]},
+        ]
+    }
+    try:
+        ready = httpx.get(f"{url}/v2/models/{model_name}/ready", timeout=timeout)
+        if ready.status_code != 200:
+            return SmokeResult(False, f"model not ready: answered {ready.status_code}")
+        reply = httpx.post(f"{url}/v2/models/{model_name}/infer", json=payload, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return SmokeResult(False, f"endpoint unreachable: {exc}")
+    if reply.status_code != 200:
+        return SmokeResult(False, f"infer answered {reply.status_code}: {reply.text[:300]}")
+    try:
+        outputs = {o["name"]: o["data"] for o in reply.json()["outputs"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        return SmokeResult(False, f"infer answered an unexpected body: {exc}")
+    labels = outputs.get("label")
+    if labels != [class_name, class_name] or len(outputs.get("png_base64", [])) != 2:
+        return SmokeResult(False, f"expected 2 images of {class_name!r}, got labels {labels}")
+    return SmokeResult(True, f"2 images of class {class_name!r} (v2)")
+
+
+def smoke_check(config: ImageRunConfig, endpoint: str) -> SmokeResult:
+    """One image per class from the deployed endpoint: labels, count and PNG shape. Any
+    error is a failed smoke test (which rolls the champion back), never a crashed step."""
+    shape = (config.dataset.channels, config.dataset.image_size, config.dataset.image_size)
+    steps = min(10, config.model.sample_steps)
+    try:
+        if config.deploy.target == "kserve":
+            import mlflow
+
+            # the champion's train run recorded the class names it learned
+            client = mlflow.MlflowClient()
+            version = client.get_model_version_by_alias(config.model_name, "champion")
+            train_run = str(version.tags.get("genops.train_run_id") or version.run_id)
+            classes = json.loads(client.get_run(train_run).data.params["classes"])
+            return image_smoke_test_v2(endpoint, config.model_name, classes[0], steps=steps)
+        return image_smoke_test(endpoint, shape, steps=steps)
+    except Exception as exc:  # the smoke test's verdict, not a pipeline failure
+        return SmokeResult(False, f"smoke test error: {type(exc).__name__}: {exc}")

@@ -1,0 +1,213 @@
+"""The ``tabular-synth`` run config: the dataset spec (files or ``s3://`` URIs, columns,
+sensitive attributes, cleaning rules), the synthesizer and its evaluation, and the shared
+sections (tuning, bias, registry, blessing, deploy) with the tabular defaults.
+
+Validation happens here, before any step runs: a bad spec fails with the field's path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from genops.core.blessing import BlessingSpec
+from genops.core.config import Strict as _Strict
+from genops.core.config import check_search_space, lay_section_defaults
+from genops.core.specs import DeploySpec
+from genops.core.tuning.space import TuningSpec
+from genops.workloads.tabular.bias.config import BiasConfig
+
+PIPELINE_NAME = "tabular-synth"
+
+#: What a first model is blessed on (TSTR, column shapes, quality, exact copies).
+TABULAR_BLESSING_DEFAULTS: dict[str, Any] = {
+    "min_metrics": {
+        "fidelity_column_shapes": 0.80,
+        "fidelity_quality": 0.75,
+        "utility_tstr_auc": 0.75,
+    },
+    "max_metrics": {"privacy_exact_copy_share": 0.05},
+    "regression_metrics": ["fidelity_quality", "utility_tstr_auc"],
+}
+
+
+def _tabular_blessing() -> BlessingSpec:
+    return BlessingSpec.model_validate(TABULAR_BLESSING_DEFAULTS)
+
+
+class ColumnSpec(_Strict):
+    """One column of the data set and the rules its values must follow."""
+
+    type: Literal["continuous", "categorical"]
+    min: float | None = Field(None, description="Smallest allowed value (continuous only).")
+    max: float | None = Field(None, description="Largest allowed value (continuous only).")
+    allowed: list[str] | None = Field(
+        None, description="Allowed categories (categorical only); None accepts any value."
+    )
+    max_null_fraction: float = Field(
+        0.1, ge=0.0, le=1.0, description="Largest share of missing values tolerated in a file."
+    )
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> ColumnSpec:
+        if self.type == "categorical" and (self.min is not None or self.max is not None):
+            raise ValueError("min/max are only valid for continuous columns")
+        if self.type == "continuous" and self.allowed is not None:
+            raise ValueError("allowed is only valid for categorical columns")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class SplitSpec(_Strict):
+    """Train / validation / holdout split, stratified on the target."""
+
+    validation: float = Field(0.1, gt=0.0, lt=0.5)
+    holdout: float = Field(0.2, gt=0.0, lt=0.5)
+    seed: int = 42
+
+
+class DatasetSpec(_Strict):
+    """What the data is and how to clean it: everything a user writes to bring a data set."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Used in model names.")
+    sources: list[str] = Field(
+        min_length=1, description="CSV/Parquet files: local paths (relative to the spec) or s3://"
+    )
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    target: str
+    positive_label: str
+    sensitive_attributes: list[str] = Field(default_factory=list)
+    columns: dict[str, ColumnSpec]
+    missing_markers: list[str] = Field(default_factory=lambda: ["?"])
+    missing_strategy: Literal["drop_rows", "category"] = "drop_rows"
+    value_map: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per column, values to rewrite before validation (e.g. '>50K.' -> '>50K').",
+    )
+    sample_rows: int | None = Field(
+        None, gt=0, description="Use a seeded random sample of this many rows (fast runs)."
+    )
+    split: SplitSpec = Field(default_factory=lambda: SplitSpec())
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> DatasetSpec:
+        for role, col in [("target", self.target)] + [
+            ("sensitive attribute", c) for c in self.sensitive_attributes
+        ]:
+            if col not in self.columns:
+                raise ValueError(f"{role} '{col}' is not declared under columns")
+            if self.columns[col].type != "categorical":
+                raise ValueError(f"{role} '{col}' must be a categorical column")
+        allowed = self.columns[self.target].allowed
+        if allowed is not None and self.positive_label not in allowed:
+            raise ValueError(
+                f"positive_label '{self.positive_label}' is not in the allowed values of "
+                f"'{self.target}': {allowed}"
+            )
+        for col in self.value_map:
+            if col not in self.columns:
+                raise ValueError(f"value_map names column '{col}', which is not declared")
+        return self
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        return [c for c, s in self.columns.items() if s.type == "categorical"]
+
+    @property
+    def continuous_columns(self) -> list[str]:
+        return [c for c, s in self.columns.items() if s.type == "continuous"]
+
+
+class ModelSpec(_Strict):
+    """Synthesizer family and its hyper-parameters (family-specific keys are ignored by the
+    other family)."""
+
+    family: Literal["tvae", "ctgan"] = "tvae"
+    epochs: int = Field(100, gt=0)
+    batch_size: int = Field(500, gt=1)
+    embedding_dim: int = Field(128, gt=0)
+    # TVAE
+    compress_dims: list[int] = Field(default_factory=lambda: [128, 128])
+    decompress_dims: list[int] = Field(default_factory=lambda: [128, 128])
+    learning_rate: float = Field(1e-3, gt=0)
+    l2scale: float = Field(1e-5, ge=0)
+    loss_factor: float = Field(2.0, gt=0)
+    # CTGAN
+    generator_dims: list[int] = Field(default_factory=lambda: [256, 256])
+    discriminator_dims: list[int] = Field(default_factory=lambda: [256, 256])
+    generator_lr: float = Field(2e-4, gt=0)
+    discriminator_lr: float = Field(2e-4, gt=0)
+    discriminator_steps: int = Field(1, gt=0)
+    pac: int = Field(10, gt=0)
+    conditional: bool = Field(
+        True, description="Condition the synthesizer on the sensitive attributes and the target."
+    )
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_pac(self) -> ModelSpec:
+        if self.family == "ctgan" and self.batch_size % self.pac:
+            raise ValueError(
+                f"ctgan: batch_size ({self.batch_size}) must be a multiple of pac ({self.pac})"
+            )
+        return self
+
+
+class EvaluationSpec(_Strict):
+    """How the synthetic data is scored."""
+
+    synthetic_rows: int | None = Field(
+        None, gt=0, description="Rows to generate for evaluation; default = training rows."
+    )
+    privacy_sample: int = Field(2000, gt=0, description="Rows used for distance to closest record.")
+    seed: int = 0
+
+
+class RegistrySpec(_Strict):
+    """Where the model goes in the MLflow Model Registry."""
+
+    model_name: str | None = Field(None, description="Default: '<dataset>-synthesizer'.")
+    experiment: str | None = Field(None, description="Default: 'tabular-synth-<dataset>'.")
+
+
+class RunConfig(_Strict):
+    """A whole run of the tabular-synth pipeline."""
+
+    pipeline: Literal["tabular-synth"] = "tabular-synth"
+    dataset: DatasetSpec
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec())
+    tuning: TuningSpec = Field(default_factory=lambda: TuningSpec())
+    evaluation: EvaluationSpec = Field(default_factory=lambda: EvaluationSpec())
+    bias: BiasConfig = Field(default_factory=BiasConfig)
+    registry: RegistrySpec = Field(default_factory=lambda: RegistrySpec())
+    blessing: BlessingSpec = Field(default_factory=_tabular_blessing)
+    deploy: DeploySpec = Field(default_factory=lambda: DeploySpec())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tabular_defaults(cls, data: Any) -> Any:
+        return lay_section_defaults(data, {"blessing": TABULAR_BLESSING_DEFAULTS})
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> RunConfig:
+        if self.bias.policy == "mitigate" and not self.model.conditional:
+            raise ValueError(
+                "bias.policy 'mitigate' samples to a target distribution: set model.conditional"
+            )
+        check_search_space(self.tuning, set(ModelSpec.model_fields))
+        return self
+
+    @property
+    def pipeline_name(self) -> str:
+        return PIPELINE_NAME
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name or f"{self.dataset.name}-synthesizer"
+
+    @property
+    def experiment_name(self) -> str:
+        return self.registry.experiment or f"tabular-synth-{self.dataset.name}"

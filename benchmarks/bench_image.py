@@ -1,7 +1,8 @@
 """Image-diffusion benchmark on scikit-learn's digits (issue: image generation pipeline).
 
 1. Quality with the default config (pipelines/configs/digits.yaml) on this machine: train the
-   class-conditional DDPM, then the pipeline's own scoring (genops.workloads.image.steps.score_generator):
+   class-conditional DDPM, then the pipeline's own scoring
+   (genops.workloads.image.steps.score_generator):
    CAS beside the real-trained classifier's accuracy, per-class CAS, the class mix of
    guidance-free samples (smallest generated/real share ratio), Fréchet distances beside the
    holdout-vs-train baseline, and the wall time of each part. Targets: CAS >= 0.90 and no class

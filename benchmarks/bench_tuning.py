@@ -35,11 +35,11 @@ def main() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
     from genops.core.config import load_config
-    from genops.workloads.tabular.data import prepare
-    from genops.workloads.tabular.steps import build_synthesizer
     from genops.core.tuning import ParamSpec, TuningSpec
     from genops.core.tuning.study import create_study, run_worker, summarize
-from genops.workloads.tabular.tuning import ObjectiveData, TabularObjective
+    from genops.workloads.tabular.data import prepare
+    from genops.workloads.tabular.steps import build_synthesizer
+    from genops.workloads.tabular.tuning import ObjectiveData, TabularObjective
 
     config = load_config(REPO / "pipelines/configs/adult.yaml")
     spec = config.dataset.model_copy(update={"sample_rows": args.rows})

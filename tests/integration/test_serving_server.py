@@ -293,9 +293,9 @@ class _FailingSynthesizer:
     ],
 )
 def test_sampling_failures_are_json_errors(error: Exception, status: int, message: str) -> None:
-    from fastapi.testclient import TestClient
-
     from types import SimpleNamespace
+
+    from fastapi.testclient import TestClient
 
     from genops.core.serving.server import ServedModel, create_app
     from genops.workloads.tabular.serving import TabularAdapter

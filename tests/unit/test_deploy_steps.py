@@ -11,9 +11,9 @@ import pytest
 import yaml
 from mlflow.models import infer_signature
 
+from genops.core import steps
 from genops.core.aliases import CHAMPION, alias_version, promote
 from genops.core.tracking import start_pipeline_run
-from genops.core import steps
 from tests.conftest import SMALL_SPEC
 
 

@@ -1,4 +1,5 @@
-"""genops.workloads.image.metrics: Fréchet distance, class-mix distances, the domain classifier and CAS."""
+"""genops.workloads.image.metrics: Fréchet distance, class-mix distances, the domain classifier
+and CAS."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from genops.core import steps as shared
 from genops.core.config import dump_config, load_config
 from genops.core.tracking import start_pipeline_run
-from genops.core import steps as shared
 from genops.workloads.image.config import ImageRunConfig
 from genops.workloads.image.data import prepare_images
 from tests.conftest import REPO

@@ -122,7 +122,11 @@ images: ## build the component, CUDA training and MLflow images, tagged <version
 push: ## push the images to the ECR repositories of ENV (after make tf-apply and make images)
 	docker/push.sh $(ENV)
 
-compile-cluster: $(STAMP) ## compile for the cluster (GPU, tolerations, ConfigMap/Secret) to pipelines/dist/cluster/
+# Images by digest: k8s/scripts/mirror_images.sh ENV writes the lock the cluster compile reads.
+IMAGES_LOCK = k8s/platform/images/$(ENV).lock.json
+export GENOPS_IMAGES_LOCK ?= $(if $(wildcard $(IMAGES_LOCK)),$(abspath $(IMAGES_LOCK)))
+
+compile-cluster: $(STAMP) ## compile for the cluster (GPU, tolerations, ConfigMap/Secret, images by digest) to pipelines/dist/cluster/
 	reg="$$(docker/registry.sh $(ENV))" && GENOPS_IMAGE_REGISTRY="$$reg" $(PY) -m pipelines.compile --target cluster
 
 submit: $(STAMP) ## compile for the cluster and start a KFP run (KFP_HOST or kubeconfig; CONFIG=, EXPERIMENT=, DRY_RUN=1)

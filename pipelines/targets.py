@@ -8,7 +8,7 @@ process can compile both targets, in any order, without reloading anything.
 
 The values mirror the platform the Terraform envs and `make platform` create (see
 terraform/envs/*/outputs.tf ``gpu_node_selector`` / ``gpu_node_taint`` and
-k8s/platform/base/{20-genops-config,30-genops-secrets}.yaml.tmpl); tests/pipelines compares
+k8s/platform/base/{20-genops-config,30-external-secrets}.yaml.tmpl); tests/pipelines compares
 them with the Terraform fixture.
 """
 
@@ -31,7 +31,22 @@ REGISTRY_ENV = "GENOPS_IMAGE_REGISTRY"
 
 # Non-secret settings every step reads from the environment (ConfigMap genops-config).
 CONFIG_MAP = "genops-config"
-CONFIG_MAP_KEYS = ("MLFLOW_TRACKING_URI", "GENOPS_S3_BUCKET", "AWS_REGION", "AWS_DEFAULT_REGION")
+CONFIG_MAP_KEYS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_ARTIFACTS_DESTINATION",
+    "GENOPS_S3_BUCKET",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+# MLflow basic-auth login of the pipelines (Secret genops-mlflow-client, synced by External
+# Secrets): every step talks to the tracking server, which answers 401 without it.
+MLFLOW_SECRET = "genops-mlflow-client"
+MLFLOW_SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+# Pods with database credentials get the database client security group (SecurityGroupPolicy
+# in k8s/platform) and the NetworkPolicy egress to RDS: only they may reach PostgreSQL.
+DATABASE_CLIENT_LABEL = ("genops.io/database-client", "true")
+# Images by digest (k8s/scripts/mirror_images.sh writes the lock; genops/<kind> -> ...@sha256).
+IMAGES_LOCK_ENV = "GENOPS_IMAGES_LOCK"
 # Database URL (Secret genops-secrets): only the steps that open the Optuna study get it; the
 # others talk to MLflow over HTTP and never see a database password.
 SECRET = "genops-secrets"
@@ -107,7 +122,8 @@ class Target:
             raise ValueError(f"unknown task role {role!r}: expected one of {sorted(RESOURCES)}")
         if self.registry:
             _, _, repository = task.container_spec.image.partition("/genops/")
-            task.set_container_image(f"{self.registry}/genops/{repository}")
+            pinned = _pinned_images(self.registry).get("genops/" + repository.split(":")[0])
+            task.set_container_image(pinned or f"{self.registry}/genops/{repository}")
         if not self.is_cluster:
             return task
         res = RESOURCES[role]
@@ -118,8 +134,10 @@ class Target:
                 task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(1)
 
         kubernetes.use_config_map_as_env(task, CONFIG_MAP, {key: key for key in CONFIG_MAP_KEYS})
+        kubernetes.use_secret_as_env(task, MLFLOW_SECRET, {k: k for k in MLFLOW_SECRET_KEYS})
         if task.component_spec.name in SECRET_COMPONENTS:
             kubernetes.use_secret_as_env(task, SECRET, {key: key for key in SECRET_KEYS})
+            kubernetes.add_pod_label(task, *DATABASE_CLIENT_LABEL)
 
         if role == "gpu":
             kubernetes.add_toleration(task, effect=GPU_TAINT_EFFECT, **GPU_TOLERATION)
@@ -128,6 +146,20 @@ class Target:
         if task.component_spec.name in RETRIED_COMPONENTS:
             task.set_retry(**RETRY_POLICY)
         return task
+
+
+def _pinned_images(registry: str) -> dict[str, str]:
+    """genops/<kind> -> <registry>/genops/<kind>@sha256:... from $GENOPS_IMAGES_LOCK, if set."""
+    import json
+    from pathlib import Path
+
+    path = os.environ.get(IMAGES_LOCK_ENV)
+    if not path:
+        return {}
+    lock = json.loads(Path(path).read_text())
+    if lock.get("registry") != registry:
+        raise ValueError(f"{path} pins images of {lock.get('registry')}, not {registry}")
+    return {str(k): str(v) for k, v in (lock.get("genops") or {}).items()}
 
 
 LOCAL = Target("local")

@@ -2,17 +2,21 @@
 # Deploy the MLflow tracking server (mlflow/k8s) on the EKS cluster of a terraform env.
 #
 #   scripts/mlflow_k8s.sh render ENV OUT_FILE   offline: the manifests with the image set
-#   scripts/mlflow_k8s.sh apply  ENV            create the auth Secret if missing, run the
-#                                               schema upgrade Job, roll out the server
+#   scripts/mlflow_k8s.sh apply  ENV            run the schema upgrade Job, roll out the
+#                                               server, then the mlflow-users Job
 #
-# Needs `make platform` first (namespace mlflow, Secret genops-secrets, ConfigMap
-# genops-config) and the image <ECR>/genops/mlflow:<tag> pushed.
+# Needs `make platform` first: namespace mlflow, ConfigMap genops-config, and the Secrets
+# genops-secrets (backend store URI, MLflow's own database user) and mlflow-auth (admin
+# password, Flask key, the pipelines' MLflow user), both synced by External Secrets from
+# Secrets Manager; and the image <ECR>/genops/mlflow pushed and mirrored (its digest is in
+# k8s/platform/images/ENV.lock.json: `apply` deploys only by digest).
 #
 # Environment:
 #   GENOPS_TF_OUTPUTS   file with `terraform output -json`; default: read from the state of
 #                       terraform/envs/ENV
-#   MLFLOW_IMAGE_TAG    image tag; default: the genops pipeline version (package + commit)
-#   MLFLOW_IMAGE        full image reference; overrides the two above
+#   GENOPS_IMAGES_LOCK  image lock; default k8s/platform/images/ENV.lock.json (genops/mlflow)
+#   MLFLOW_IMAGE_TAG    image tag, for `render` (review) only: default the lock's digest
+#   MLFLOW_IMAGE        full image reference (repo@sha256:... for apply); overrides the above
 #   KUBE_CONTEXT        kubectl context; default: `aws eks update-kubeconfig` for the env
 set -euo pipefail
 
@@ -55,6 +59,11 @@ image_ref() {  # image_ref OUTPUTS_FILE
     echo "$MLFLOW_IMAGE"
     return
   fi
+  local lock="${GENOPS_IMAGES_LOCK:-$ROOT/k8s/platform/images/$ENV.lock.json}"
+  if [[ -z "${MLFLOW_IMAGE_TAG:-}" && -f "$lock" ]]; then
+    "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["genops"]["genops/mlflow"])' "$lock"
+    return
+  fi
   local repo tag
   repo="$(output_value "$1" ecr_repository_urls genops/mlflow)"
   tag="${MLFLOW_IMAGE_TAG:-$(cd "$ROOT" && "$PY" -c 'from genops.version import pipeline_version; print(pipeline_version())')}"
@@ -65,7 +74,16 @@ image_ref() {  # image_ref OUTPUTS_FILE
 render_to() {  # render_to OUTPUTS_FILE OUT_FILE
   local image overlay
   image="$(image_ref "$1")"
-  [[ "$image" =~ ^[^:@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$ ]] || die "bad image reference: $image"
+  local new
+  if [[ "$image" =~ ^[^@]+@sha256:[0-9a-f]{64}$ ]]; then
+    new="    newName: ${image%@*}
+    digest: ${image#*@}"
+  elif [[ "$image" =~ ^[^:@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$ ]]; then
+    new="    newName: ${image%:*}
+    newTag: ${image##*:}"
+  else
+    die "bad image reference: $image"
+  fi
   overlay="$(mktemp -d)"
   # kustomize needs the base by a relative path from the overlay.
   local rel
@@ -77,8 +95,7 @@ resources:
   - $rel
 images:
   - name: genops/mlflow
-    newName: ${image%:*}
-    newTag: ${image##*:}
+$new
 EOF
   if command -v kustomize >/dev/null 2>&1; then
     kustomize build "$overlay" >"$2"
@@ -116,14 +133,10 @@ cmd_apply() {
   fi
   local k=(kubectl --context "$ctx" -n "$NS")
 
-  "${k[@]}" get secret genops-secrets >/dev/null || die "Secret $NS/genops-secrets missing: run 'make platform' first"
+  grep -q '@sha256:' "$work/mlflow.yaml" || die "apply deploys by digest only: run k8s/scripts/mirror_images.sh $ENV (or set MLFLOW_IMAGE=repo@sha256:...)"
   "${k[@]}" get configmap genops-config >/dev/null || die "ConfigMap $NS/genops-config missing: run 'make platform' first"
-  if ! "${k[@]}" get secret mlflow-auth >/dev/null 2>&1; then
-    echo "==> creating Secret $NS/mlflow-auth (admin password, Flask secret key)"
-    "${k[@]}" create secret generic mlflow-auth \
-      --from-literal=admin-password="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')" \
-      --from-literal=flask-secret-key="$("$PY" -c 'import secrets; print(secrets.token_hex(32))')"
-  fi
+  "${k[@]}" get secret genops-secrets >/dev/null || die "Secret $NS/genops-secrets missing: run 'make platform' first"
+  "${k[@]}" get secret mlflow-auth >/dev/null || die "Secret $NS/mlflow-auth missing: run 'make platform' first"
 
   # A running upgrade must finish; a finished Job is replaced (its pod template is immutable).
   if "${k[@]}" get job mlflow-db-upgrade >/dev/null 2>&1; then
@@ -134,8 +147,13 @@ cmd_apply() {
   "${k[@]}" apply -f "$work/mlflow.yaml"
   "${k[@]}" wait --for=condition=complete job/mlflow-db-upgrade --timeout=30m
   "${k[@]}" rollout status deploy/mlflow --timeout=15m
+  # The pipelines' MLflow user, with the password Secrets Manager holds (re-set on every run).
+  local image; image="$(grep -m1 'image: ' "$work/mlflow.yaml" | awk '{print $2}')"
+  "${k[@]}" delete job mlflow-users --ignore-not-found --wait=true
+  sed "s|image: genops/mlflow|image: $image|" "$BASE/users-job.yaml" | "${k[@]}" apply -f -
+  "${k[@]}" wait --for=condition=complete job/mlflow-users --timeout=15m
   echo "MLflow is up. UI: kubectl --context $ctx -n $NS port-forward svc/mlflow 5000:5000"
-  echo "admin password: kubectl --context $ctx -n $NS get secret mlflow-auth -o jsonpath='{.data.admin-password}' | base64 -d"
+  echo "admin password: in Secrets Manager, $(output_value "$work/outputs.json" mlflow_user_secret_arns admin)"
 }
 
 [[ $# -ge 2 ]] || usage

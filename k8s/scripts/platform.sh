@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
 # Install the genops cluster platform on the EKS cluster of a terraform env:
-# cert-manager, Kubeflow Pipelines (standalone), KServe (RawDeployment),
-# Cluster Autoscaler, the NVIDIA device plugin when the GPU AMI needs it, and
-# the genops namespaces, config, secrets and kfp-launcher settings.
+# cert-manager, External Secrets Operator, Kubeflow Pipelines 2.17 (standalone, its
+# databases on RDS and its object store on S3), KServe (RawDeployment), Cluster Autoscaler,
+# the NVIDIA device plugin when the GPU AMI needs it, and the genops namespaces, config,
+# credentials (synced from Secrets Manager), RBAC, NetworkPolicies and database users.
 #
 #   k8s/scripts/platform.sh render ENV OUT_DIR   offline: terraform outputs -> manifests
-#   k8s/scripts/platform.sh apply  ENV           kubectl apply (needs the cluster)
+#   k8s/scripts/platform.sh apply  ENV           install (needs the cluster)
 #
 # Environment:
 #   GENOPS_TF_OUTPUTS   file with `terraform output -json`; default: read from
 #                       the state of terraform/envs/ENV
-#   GENOPS_DB_PASSWORD  database password; `apply` reads it from the RDS-managed
-#                       secret in Secrets Manager when unset, `render` writes a
-#                       placeholder when unset
-#   KUBE_CONTEXT        kubectl context to use; default: `aws eks
-#                       update-kubeconfig` for the env's cluster
+#   GENOPS_IMAGES_LOCK  image lock; default k8s/platform/images/ENV.lock.json, written by
+#                       k8s/scripts/mirror_images.sh ENV (`render` works without one)
+#   KUBE_CONTEXT        kubectl context to use; default: `aws eks update-kubeconfig` for the
+#                       env's cluster
+#
+# No password passes through this script: credentials stay in Secrets Manager and External
+# Secrets syncs them (and their rotations) into the cluster.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PLATFORM="$ROOT/k8s/platform"
 RENDER="$ROOT/k8s/scripts/render_platform.py"
+STAGE="$ROOT/k8s/scripts/stage_upstream.py"
 
-# Scratch directory (terraform outputs, rendered manifests with the DB password);
-# removed on exit whatever happens.
+# Scratch directory (terraform outputs, rendered and staged manifests); removed on exit.
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/genops-platform.XXXXXX")"
 chmod 700 "$WORK"
 trap 'rm -rf "$WORK"' EXIT
@@ -40,6 +43,9 @@ check_env() {
   [[ "${1:-}" =~ ^(dev|prod)$ ]] || die "ENV must be dev or prod (got '${1:-}')"
 }
 
+PY="$ROOT/.venv/bin/python"
+[[ -x "$PY" ]] || PY=python3
+
 # Writes terraform outputs (JSON) to $1.
 outputs_json() {
   local target="$1"
@@ -52,35 +58,37 @@ outputs_json() {
 }
 
 output_value() {  # output_value FILE NAME
-  python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; v=v["value"] if isinstance(v,dict) and "value" in v else v; print(v if isinstance(v,str) else json.dumps(v))' "$1" "$2"
+  "$PY" -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; v=v["value"] if isinstance(v,dict) and "value" in v else v; print(v if isinstance(v,str) else json.dumps(v))' "$1" "$2"
+}
+
+images_lock() {
+  echo "${GENOPS_IMAGES_LOCK:-$PLATFORM/images/$ENV.lock.json}"
 }
 
 cmd_render() {
   local out="${1:-}"
   [[ -n "$out" ]] || die "usage: platform.sh render ENV OUT_DIR"
-  need python3
   outputs_json "$WORK/outputs.json"
-  python3 "$RENDER" --outputs "$WORK/outputs.json" --out "$out" --allow-placeholder-password
+  local lock; lock="$(images_lock)"
+  if [[ -f "$lock" ]]; then
+    "$PY" "$RENDER" --outputs "$WORK/outputs.json" --out "$out" --images-lock "$lock"
+  else
+    "$PY" "$RENDER" --outputs "$WORK/outputs.json" --out "$out" --allow-unpinned-images
+  fi
 }
 
 cmd_apply() {
   need kubectl
-  need python3
   local work="$WORK"
   outputs_json "$work/outputs.json"
+  local lock; lock="$(images_lock)"
+  [[ -f "$lock" ]] || die "no image lock $lock: run k8s/scripts/mirror_images.sh $ENV first"
+  grep -q '^UNLOCKED ' "$PLATFORM/upstream/checksums.sha256" &&
+    die "checksums.sha256 has UNLOCKED entries: review those files, then run k8s/scripts/lock_upstream.sh"
 
-  local region cluster
+  local region cluster pipeline_ns system_ns
   region="$(output_value "$work/outputs.json" region)"
   cluster="$(output_value "$work/outputs.json" cluster_name)"
-
-  if [[ -z "${GENOPS_DB_PASSWORD:-}" ]]; then
-    need aws
-    local secret_arn
-    secret_arn="$(output_value "$work/outputs.json" database_secret_arn)"
-    GENOPS_DB_PASSWORD="$(aws secretsmanager get-secret-value --region "$region" --secret-id "$secret_arn" \
-      --query SecretString --output text | python3 -c 'import json,sys; print(json.load(sys.stdin)["password"])')"
-    export GENOPS_DB_PASSWORD
-  fi
 
   local ctx="${KUBE_CONTEXT:-}"
   if [[ -z "$ctx" ]]; then
@@ -89,38 +97,51 @@ cmd_apply() {
     ctx="$cluster"
   fi
   local k=(kubectl --context "$ctx")
+  # One field manager for everything this script applies, server-side, and it owns the
+  # fields it sets: re-applying after an upstream or a manual change never conflicts.
+  local apply=("${k[@]}" apply --server-side --field-manager=genops-platform --force-conflicts)
 
-  python3 "$RENDER" --outputs "$work/outputs.json" --out "$work/rendered" >/dev/null
+  "$PY" "$RENDER" --outputs "$work/outputs.json" --out "$work/rendered" --images-lock "$lock" >/dev/null
+  "$PY" "$STAGE" --lock "$lock" --out "$work/upstream" >/dev/null
+  pipeline_ns="$(output_value "$work/outputs.json" service_accounts |
+    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["pipeline_runner"].split("/")[0])')"
+  system_ns=genops-system
+
+  echo "==> namespaces"
+  "${apply[@]}" -f "$work/rendered/00-namespaces.yaml"
 
   echo "==> cert-manager"
-  "${k[@]}" apply --server-side -k "$PLATFORM/upstream/cert-manager"
+  "${apply[@]}" -k "$work/upstream/cert-manager"
   "${k[@]}" -n cert-manager rollout status deploy/cert-manager-webhook --timeout=5m
 
-  echo "==> Kubeflow Pipelines"
-  "${k[@]}" apply -k "$PLATFORM/upstream/kfp-cluster-scoped"
+  echo "==> External Secrets Operator"
+  "${apply[@]}" -k "$work/upstream/external-secrets"
+  "${k[@]}" -n external-secrets rollout status deploy/external-secrets-webhook --timeout=5m
+
+  echo "==> Kubeflow Pipelines CRDs and cluster-scoped resources"
+  "${apply[@]}" -k "$work/upstream/kfp-cluster-scoped"
   "${k[@]}" wait --for condition=established --timeout=120s crd/applications.app.k8s.io
-  "${k[@]}" apply -k "$PLATFORM/upstream/kfp"
 
   echo "==> KServe"
-  "${k[@]}" apply --server-side --force-conflicts -k "$PLATFORM/upstream/kserve"
+  "${apply[@]}" -k "$work/upstream/kserve"
   "${k[@]}" -n kserve rollout status deploy/kserve-controller-manager --timeout=5m
-  "${k[@]}" apply --server-side --force-conflicts -k "$PLATFORM/upstream/kserve-runtimes"
 
   echo "==> genops platform manifests"
-  "${k[@]}" apply --server-side --field-manager=genops-platform -f "$work/rendered/00-namespaces.yaml"
-  local pipeline_ns
-  pipeline_ns="$(output_value "$work/outputs.json" service_accounts |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["pipeline_runner"].split("/")[0])')"
-  # A Job's pod template is immutable: replace the init job on every run.
-  "${k[@]}" -n "$pipeline_ns" delete job genops-db-init --ignore-not-found
-  "${k[@]}" apply --server-side --field-manager=genops-platform -f "$work/rendered"
+  # A Job's pod template is immutable: replace the database bootstrap Job on every run.
+  "${k[@]}" -n "$system_ns" delete job genops-db-init --ignore-not-found
+  "${apply[@]}" -f "$work/rendered"
+  "${k[@]}" wait --for=condition=Ready externalsecret --all -n "$system_ns" --timeout=5m
+  "${k[@]}" wait --for=condition=Ready externalsecret --all -n "$pipeline_ns" --timeout=5m
+  "${k[@]}" -n "$system_ns" wait --for=condition=complete job/genops-db-init --timeout=10m
 
-  echo "==> waiting for the database init job and the autoscaler"
-  "${k[@]}" -n "$pipeline_ns" wait --for=condition=complete job/genops-db-init --timeout=5m
+  echo "==> Kubeflow Pipelines (databases on RDS, object store on S3)"
+  "${apply[@]}" -k "$work/upstream/kfp"
+
+  echo "==> waiting for the autoscaler and KFP"
   "${k[@]}" -n kube-system rollout status deploy/cluster-autoscaler --timeout=5m
   "${k[@]}" -n "$pipeline_ns" rollout status deploy/ml-pipeline --timeout=10m
 
-  echo "platform installed on $cluster ($ENV)"
+  echo "platform installed on $cluster ($ENV); next: scripts/mlflow_k8s.sh apply $ENV"
 }
 
 [[ $# -ge 2 ]] || usage

@@ -11,6 +11,13 @@ AMI needs it; Cluster Autoscaler always). Placeholders are ${UPPER_CASE}
 only; every value is inserted as a JSON string, which is a valid YAML scalar,
 so no value can break the document structure. Shell-style $var and $(cmd) in
 the templates are left alone.
+
+No credential is rendered: database and MLflow passwords stay in Secrets
+Manager and reach the cluster through External Secrets (30-external-secrets).
+Images come from the environment's ECR by digest, read from the image lock
+that k8s/scripts/mirror_images.sh writes (k8s/platform/images/<env>.lock.json,
+or --images-lock / $GENOPS_IMAGES_LOCK); --allow-unpinned-images renders the
+upstream references instead, for review only.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent / "platform"
-PLACEHOLDER_PASSWORD = "PLACEHOLDER-set-GENOPS_DB_PASSWORD"
+IMAGES_DIR = PLATFORM_DIR / "images"
+SYSTEM_NAMESPACE = "genops-system"
+DIGEST_REF = re.compile(r"^(?P<registry>[^/]+)/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$")
 
 REQUIRED_OUTPUTS = (
     "region",
@@ -42,6 +51,11 @@ REQUIRED_OUTPUTS = (
     "database_name",
     "database_username",
     "database_secret_arn",
+    "database_app_secret_arns",
+    "database_client_security_group_id",
+    "cluster_security_group_id",
+    "mlflow_user_secret_arns",
+    "vpc_cidr",
     "service_accounts",
     "gpu_node_selector",
     "gpu_node_taint",
@@ -97,15 +111,71 @@ def split_service_account(value: str) -> tuple[str, str]:
     return namespace, name
 
 
-def postgres_url(user: str, password: str, host: str, port: object, database: str) -> str:
+def postgres_url_template(host: str, port: object, database: str) -> str:
+    """An External Secrets template (engine v2) of a PostgreSQL URL: user and password are
+    filled in, URL-encoded, from the synced secret whenever it is refreshed."""
     return (
-        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
+        "postgresql://{{ .username | urlquery }}:{{ .password | urlquery }}"
         f"@{host}:{port}/{quote(database, safe='')}?sslmode=require"
     )
 
 
+class ImageLock:
+    """The image mirror's lock: upstream reference -> <registry>/mirror/...@sha256:...,
+    and genops/<kind> -> <registry>/genops/<kind>@sha256:... ."""
+
+    def __init__(self, data: dict[str, object] | None, registry: str) -> None:
+        self.data = data
+        self.registry = registry
+
+    @classmethod
+    def load(cls, path: Path | None, registry: str, allow_unpinned: bool) -> ImageLock:
+        if path is None or not path.is_file():
+            if allow_unpinned:
+                print(
+                    "warning: no image lock: rendering upstream image references (review only; "
+                    "run k8s/scripts/mirror_images.sh ENV before apply)",
+                    file=sys.stderr,
+                )
+                return cls(None, registry)
+            raise SystemExit(
+                f"image lock {path} not found: run k8s/scripts/mirror_images.sh ENV first "
+                "(it copies every image into the environment's ECR and records the digests)"
+            )
+        data = json.loads(path.read_text())
+        if data.get("registry") != registry:
+            raise SystemExit(
+                f"{path}: images were mirrored to {data.get('registry')}, this environment's "
+                f"registry is {registry}"
+            )
+        for section in ("upstream", "genops"):
+            for ref, pinned in dict(data.get(section) or {}).items():
+                match = DIGEST_REF.match(str(pinned))
+                if not match or match.group("registry") != registry:
+                    raise SystemExit(f"{path}: {ref} -> {pinned} is not {registry}/...@sha256")
+        return cls(data, registry)
+
+    def upstream(self, ref: str) -> str:
+        if self.data is None:
+            return ref
+        pinned = dict(self.data.get("upstream") or {}).get(ref)
+        if not pinned:
+            raise SystemExit(f"image {ref} is not in the image lock: re-run mirror_images.sh")
+        return str(pinned)
+
+    def genops(self, repository_url: str, name: str) -> str:
+        if self.data is None:
+            return f"{repository_url}:UNPINNED"
+        pinned = dict(self.data.get("genops") or {}).get(name)
+        if not pinned:
+            raise SystemExit(
+                f"image {name} is not in the image lock: push it, then re-run mirror_images.sh"
+            )
+        return str(pinned)
+
+
 def build_values(
-    outputs: dict[str, object], versions: dict[str, str], password: str
+    outputs: dict[str, object], versions: dict[str, str], images: ImageLock
 ) -> dict[str, str]:
     region = str(outputs["region"])
     cluster = str(outputs["cluster_name"])
@@ -125,7 +195,11 @@ def build_values(
     selector = dict(outputs["gpu_node_selector"])
     host = str(outputs["database_address"])
     port = outputs["database_port"]
-    user = str(outputs["database_username"])
+    app_secrets = {str(k): str(v) for k, v in dict(outputs["database_app_secret_arns"]).items()}
+    mlflow_users = {str(k): str(v) for k, v in dict(outputs["mlflow_user_secret_arns"]).items()}
+    pipeline_root = str(outputs["pipeline_root"])
+    root_prefix = pipeline_root.split("/", 3)[3] if pipeline_root.count("/") >= 3 else ""
+    kfp = versions["KFP_VERSION"]
 
     providers = (
         "s3:\n"
@@ -143,6 +217,9 @@ def build_values(
         "CLUSTER_NAME": cluster,
         "PIPELINE_NAMESPACE": accounts["pipeline_runner"][0],
         "MLFLOW_NAMESPACE": accounts["mlflow"][0],
+        "RUNNER_SERVICE_ACCOUNT": accounts["pipeline_runner"][1],
+        "SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
+        "EXTERNAL_SECRETS_NAMESPACE": accounts["external_secrets"][0],
         "SERVING_NAMESPACE": accounts["model_server"][0],
         "SERVING_SERVICE_ACCOUNT": accounts["model_server"][1],
         "AUTOSCALER_NAMESPACE": accounts["cluster_autoscaler"][0],
@@ -160,17 +237,34 @@ def build_values(
         "GPU_NODE_TAINT": str(outputs["gpu_node_taint"]),
         "DB_HOST": host,
         "DB_PORT": str(port),
-        "DB_SECRET_ARN": str(outputs["database_secret_arn"]),
-        "OPTUNA_STORAGE_URL": postgres_url(user, password, host, port, "optuna"),
-        "MLFLOW_BACKEND_STORE_URI": postgres_url(
-            user, password, host, port, str(outputs["database_name"])
+        "VPC_CIDR": str(outputs["vpc_cidr"]),
+        "CLUSTER_SECURITY_GROUP_ID": str(outputs["cluster_security_group_id"]),
+        "DATABASE_CLIENT_SECURITY_GROUP_ID": str(outputs["database_client_security_group_id"]),
+        "DB_MASTER_SECRET_ARN": str(outputs["database_secret_arn"]),
+        "DB_MLFLOW_SECRET_ARN": app_secrets["mlflow"],
+        "DB_OPTUNA_SECRET_ARN": app_secrets["optuna"],
+        "DB_KFP_SECRET_ARN": app_secrets["kfp"],
+        "MLFLOW_ADMIN_SECRET_ARN": mlflow_users["admin"],
+        "MLFLOW_PIPELINES_SECRET_ARN": mlflow_users["pipelines"],
+        "OPTUNA_STORAGE_URL_TEMPLATE": postgres_url_template(host, port, "optuna"),
+        "MLFLOW_BACKEND_STORE_URI_TEMPLATE": postgres_url_template(
+            host, port, str(outputs["database_name"])
         ),
         "KFP_PROVIDERS": providers,
-        "POSTGRES_CLIENT_IMAGE": versions["POSTGRES_CLIENT_IMAGE"],
-        "NVIDIA_DEVICE_PLUGIN_IMAGE": (
+        "KFP_VERSION": kfp,
+        "S3_ENDPOINT": f"s3.{region}.amazonaws.com",
+        "KFP_OBJECT_PREFIX": f"{root_prefix}pipelines",
+        "KFP_CACHE_IMAGE": images.upstream("ghcr.io/containerd/busybox:latest"),
+        "KFP_DRIVER_IMAGE": images.upstream(f"ghcr.io/kubeflow/kfp-driver:{kfp}"),
+        "KFP_LAUNCHER_IMAGE": images.upstream(f"ghcr.io/kubeflow/kfp-launcher:{kfp}"),
+        "SERVING_IMAGE": images.genops(repos["genops/serving"], "genops/serving"),
+        "POSTGRES_CLIENT_IMAGE": images.upstream(versions["POSTGRES_CLIENT_IMAGE"]),
+        "NVIDIA_DEVICE_PLUGIN_IMAGE": images.upstream(
             f"nvcr.io/nvidia/k8s-device-plugin:{versions['NVIDIA_DEVICE_PLUGIN_VERSION']}"
         ),
-        "CLUSTER_AUTOSCALER_IMAGE": f"registry.k8s.io/autoscaling/cluster-autoscaler:{autoscaler}",
+        "CLUSTER_AUTOSCALER_IMAGE": images.upstream(
+            f"registry.k8s.io/autoscaling/cluster-autoscaler:{autoscaler}"
+        ),
         "AUTOSCALER_AUTO_DISCOVERY_FLAG": (
             "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
             f"k8s.io/cluster-autoscaler/{cluster}"
@@ -201,11 +295,19 @@ def selected_templates(outputs: dict[str, object], platform_dir: Path) -> list[t
 
 
 def render(
-    outputs_path: Path, out_dir: Path, password: str, platform_dir: Path = PLATFORM_DIR
+    outputs_path: Path,
+    out_dir: Path,
+    images_lock: Path | None = None,
+    allow_unpinned_images: bool = False,
+    platform_dir: Path = PLATFORM_DIR,
 ) -> list[Path]:
     outputs = load_outputs(outputs_path)
     versions = load_versions(platform_dir / "versions.env")
-    values = {k: json.dumps(v) for k, v in build_values(outputs, versions, password).items()}
+    environment = str(dict(outputs["environment_summary"])["environment"])
+    if images_lock is None:
+        images_lock = platform_dir / "images" / f"{environment}.lock.json"
+    images = ImageLock.load(images_lock, str(outputs["image_registry"]), allow_unpinned_images)
+    values = {k: json.dumps(v) for k, v in build_values(outputs, versions, images).items()}
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -216,8 +318,6 @@ def render(
             raise SystemExit(f"{template}: unrendered placeholders {leftover}")
         target = out_dir / name
         target.write_text(text)
-        if "genops-secrets" in name:
-            target.chmod(0o600)
         written.append(target)
     return written
 
@@ -231,23 +331,20 @@ def main(argv: list[str] | None = None) -> int:
         "--out", required=True, type=Path, help="directory for the rendered manifests"
     )
     parser.add_argument(
-        "--allow-placeholder-password",
+        "--images-lock",
+        type=Path,
+        default=Path(os.environ["GENOPS_IMAGES_LOCK"])
+        if os.environ.get("GENOPS_IMAGES_LOCK")
+        else None,
+        help="image lock from mirror_images.sh (default: k8s/platform/images/<env>.lock.json)",
+    )
+    parser.add_argument(
+        "--allow-unpinned-images",
         action="store_true",
-        help="write a placeholder password when GENOPS_DB_PASSWORD is unset (review only)",
+        help="render upstream image references when there is no lock (review only)",
     )
     args = parser.parse_args(argv)
-
-    password = os.environ.get("GENOPS_DB_PASSWORD", "")
-    if not password:
-        if not args.allow_placeholder_password:
-            print("GENOPS_DB_PASSWORD is not set", file=sys.stderr)
-            return 2
-        print(
-            "warning: GENOPS_DB_PASSWORD unset, genops-secrets holds a placeholder", file=sys.stderr
-        )
-        password = PLACEHOLDER_PASSWORD
-
-    for path in render(args.outputs, args.out, password):
+    for path in render(args.outputs, args.out, args.images_lock, args.allow_unpinned_images):
         print(path)
     return 0
 

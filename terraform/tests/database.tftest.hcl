@@ -9,9 +9,6 @@ variables {
   name       = "genops-test"
   vpc_id     = "vpc-0123456789abcdef0"
   subnet_ids = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]
-  allowed_security_group_ids = {
-    eks_cluster = "sg-0bbbbbbbbbbbbbbb1"
-  }
 }
 
 run "database_defaults_are_protected" {
@@ -67,8 +64,13 @@ run "database_defaults_are_protected" {
   }
 
   assert {
-    condition     = aws_vpc_security_group_ingress_rule.db["eks_cluster"].referenced_security_group_id == "sg-0bbbbbbbbbbbbbbb1" && aws_vpc_security_group_ingress_rule.db["eks_cluster"].from_port == 5432 && aws_vpc_security_group_ingress_rule.db["eks_cluster"].cidr_ipv4 == null
-    error_message = "PostgreSQL must be reachable only from the allowed security groups, never from a CIDR"
+    condition     = length(aws_vpc_security_group_ingress_rule.db) == 0 && aws_vpc_security_group_ingress_rule.db_from_clients.referenced_security_group_id == aws_security_group.client.id && aws_vpc_security_group_ingress_rule.db_from_clients.from_port == 5432 && aws_vpc_security_group_ingress_rule.db_from_clients.to_port == 5432 && aws_vpc_security_group_ingress_rule.db_from_clients.cidr_ipv4 == null
+    error_message = "PostgreSQL must admit only the database client security group (not the cluster security group, never a CIDR)"
+  }
+
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.client_to_db.referenced_security_group_id == aws_security_group.db.id && aws_vpc_security_group_egress_rule.client_to_db.from_port == 5432 && output.client_security_group_id == aws_security_group.client.id
+    error_message = "the client security group reaches only the database port"
   }
 
   assert {

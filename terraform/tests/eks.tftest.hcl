@@ -63,6 +63,35 @@ run "eks_private_by_default" {
     condition     = length(aws_vpc_security_group_ingress_rule.private_api) == 0 && length(aws_eks_access_entry.admin) == 0
     error_message = "no extra API ingress or admin entries unless asked for"
   }
+
+  assert {
+    condition     = aws_eks_cluster.this.upgrade_policy[0].support_type == "EXTENDED" && output.support_type == "EXTENDED"
+    error_message = "the cluster must not be upgraded by AWS under a pinned autoscaler: upgrade_policy EXTENDED by default"
+  }
+
+  assert {
+    condition     = jsondecode(aws_eks_addon.pre_compute["vpc-cni"].configuration_values).enableNetworkPolicy == "true" && jsondecode(aws_eks_addon.pre_compute["vpc-cni"].configuration_values).env.ENABLE_POD_ENI == "true" && jsondecode(aws_eks_addon.pre_compute["vpc-cni"].configuration_values).env.POD_SECURITY_GROUP_ENFORCING_MODE == "standard"
+    error_message = "the VPC CNI must enforce NetworkPolicies and support security groups for pods (standard mode)"
+  }
+
+  assert {
+    condition     = aws_iam_role_policy_attachment.vpc_resource_controller.policy_arn == "arn:aws:iam::aws:policy/AmazonEKSVPCResourceController"
+    error_message = "security groups for pods need the VPC resource controller policy on the cluster role"
+  }
+}
+
+run "eks_rejects_unknown_support_type" {
+  command = plan
+
+  module {
+    source = "../modules/eks"
+  }
+
+  variables {
+    support_type = "AUTOMATIC"
+  }
+
+  expect_failures = [var.support_type]
 }
 
 run "eks_public_endpoint_limited_to_cidrs" {

@@ -18,6 +18,19 @@ variables {
   ecr_repository_arns = ["arn:aws:ecr:us-west-2:123456789012:repository/genops/component"]
   db_secret_arn       = "arn:aws:secretsmanager:us-west-2:123456789012:secret:rds!db-test-AbCdEf"
   db_kms_key_arn      = "arn:aws:kms:us-west-2:123456789012:key/aaaaaaaa-0000-0000-0000-000000000002"
+  app_secret_arns = [
+    "arn:aws:secretsmanager:us-west-2:123456789012:secret:genops-test/db/mlflow-AbCdEf",
+    "arn:aws:secretsmanager:us-west-2:123456789012:secret:genops-test/mlflow/pipelines-AbCdEf",
+  ]
+  service_accounts = {
+    pipeline_runner    = { namespace = "kubeflow", service_account = "genops-pipeline-runner" }
+    mlflow             = { namespace = "mlflow", service_account = "mlflow" }
+    model_server       = { namespace = "genops-serving", service_account = "genops-model-server" }
+    cluster_autoscaler = { namespace = "kube-system", service_account = "cluster-autoscaler" }
+    external_secrets   = { namespace = "external-secrets", service_account = "external-secrets" }
+    kfp_api            = { namespace = "kubeflow", service_account = "ml-pipeline" }
+    kfp_ui             = { namespace = "kubeflow", service_account = "ml-pipeline-ui" }
+  }
 }
 
 run "workload_roles_are_least_privilege" {
@@ -28,7 +41,7 @@ run "workload_roles_are_least_privilege" {
   }
 
   assert {
-    condition     = toset(keys(aws_iam_role.workload)) == toset(["pipeline_runner", "mlflow", "model_server", "cluster_autoscaler"])
+    condition     = toset(keys(aws_iam_role.workload)) == toset(["pipeline_runner", "mlflow", "model_server", "cluster_autoscaler", "external_secrets", "kfp_api", "kfp_ui"])
     error_message = "one role per workload"
   }
 
@@ -69,18 +82,34 @@ run "workload_roles_are_least_privilege" {
   }
 
   assert {
-    condition = alltrue([
-      for k in ["pipeline_runner", "mlflow"] : anytrue([
-        for s in jsondecode(aws_iam_role_policy.workload[k].policy).Statement :
-        contains(flatten([s.Action]), "secretsmanager:GetSecretValue") && s.Resource == var.db_secret_arn
-      ])
-    ])
-    error_message = "the runner and MLflow read exactly the database secret"
+    condition = alltrue(flatten([
+      for k, p in aws_iam_role_policy.workload : [
+        for s in jsondecode(p.policy).Statement :
+        k == "external_secrets" || length([for a in flatten([s.Action]) : a if startswith(a, "secretsmanager:")]) == 0
+      ]
+    ]))
+    error_message = "no workload role but External Secrets' may read a secret: the runner and MLflow must not read the RDS master secret"
   }
 
   assert {
-    condition     = aws_eks_pod_identity_association.workload["pipeline_runner"].namespace == "kubeflow" && aws_eks_pod_identity_association.workload["pipeline_runner"].service_account == "pipeline-runner"
-    error_message = "the runner role is bound to kubeflow/pipeline-runner"
+    condition = anytrue([
+      for s in jsondecode(aws_iam_role_policy.workload["external_secrets"].policy).Statement :
+      contains(flatten([s.Action]), "secretsmanager:GetSecretValue") && toset(flatten([s.Resource])) == toset(concat([var.db_secret_arn], var.app_secret_arns))
+    ])
+    error_message = "External Secrets reads exactly the master and the application secrets"
+  }
+
+  assert {
+    condition     = aws_eks_pod_identity_association.workload["pipeline_runner"].namespace == "kubeflow" && aws_eks_pod_identity_association.workload["pipeline_runner"].service_account == "genops-pipeline-runner"
+    error_message = "the runner role is bound to kubeflow/genops-pipeline-runner, the service account KFP runs genops steps as"
+  }
+
+  assert {
+    condition = alltrue([
+      for s in jsondecode(aws_iam_role_policy.workload["kfp_ui"].policy).Statement :
+      length(setintersection(toset(flatten([s.Action])), toset(["s3:PutObject", "s3:DeleteObject"]))) == 0
+    ])
+    error_message = "the KFP UI only reads artifacts"
   }
 }
 

@@ -74,6 +74,53 @@ run "network_multi_az_with_nat_per_zone" {
   }
 }
 
+run "network_vpc_endpoints" {
+  command = plan
+
+  module {
+    source = "../modules/network"
+  }
+
+  assert {
+    condition     = aws_vpc_endpoint.s3.vpc_endpoint_type == "Gateway" && aws_vpc_endpoint.s3.service_name == "com.amazonaws.us-west-2.s3" && toset(aws_vpc_endpoint.s3.route_table_ids) == toset(aws_route_table.private[*].id)
+    error_message = "S3 must be reached through a gateway endpoint on every private route table"
+  }
+
+  assert {
+    condition     = toset([for e in aws_vpc_endpoint.interface : e.service_name]) == toset([for s in ["ecr.api", "ecr.dkr", "sts", "logs", "secretsmanager"] : "com.amazonaws.us-west-2.${s}"])
+    error_message = "interface endpoints for ECR (api, dkr), STS, CloudWatch Logs and Secrets Manager"
+  }
+
+  assert {
+    condition     = alltrue([for e in aws_vpc_endpoint.interface : e.vpc_endpoint_type == "Interface" && e.private_dns_enabled && toset(e.subnet_ids) == toset(aws_subnet.private[*].id) && toset(e.security_group_ids) == toset([aws_security_group.endpoints.id])])
+    error_message = "interface endpoints must use private DNS in every private subnet"
+  }
+
+  assert {
+    condition     = aws_vpc_security_group_ingress_rule.endpoints_https.cidr_ipv4 == "10.40.0.0/16" && aws_vpc_security_group_ingress_rule.endpoints_https.from_port == 443 && aws_vpc_security_group_ingress_rule.endpoints_https.to_port == 443
+    error_message = "the endpoints admit only HTTPS from the VPC"
+  }
+
+  assert {
+    condition     = contains(output.vpc_endpoint_services, "com.amazonaws.us-west-2.ecr.dkr") && contains(output.vpc_endpoint_services, "com.amazonaws.us-west-2.s3")
+    error_message = "the endpoint services output lists every endpoint"
+  }
+}
+
+run "network_rejects_endpoints_without_ecr" {
+  command = plan
+
+  module {
+    source = "../modules/network"
+  }
+
+  variables {
+    interface_endpoint_services = ["sts", "logs"]
+  }
+
+  expect_failures = [var.interface_endpoint_services]
+}
+
 run "network_single_nat" {
   command = plan
 

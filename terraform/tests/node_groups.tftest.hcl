@@ -112,6 +112,37 @@ run "gpu_group_al2023" {
   }
 }
 
+run "accepts_current_gpu_families" {
+  command = plan
+
+  module {
+    source = "../modules/node-groups"
+  }
+
+  variables {
+    gpu_instance_types = ["g6e.xlarge", "g6f.large", "gr6.4xlarge", "p5en.48xlarge", "p6-b200.48xlarge", "g4dn.xlarge"]
+  }
+
+  assert {
+    condition     = toset(aws_eks_node_group.gpu.instance_types) == toset(var.gpu_instance_types)
+    error_message = "current NVIDIA x86 families must be accepted"
+  }
+}
+
+run "rejects_arm_and_amd_gpu_families" {
+  command = plan
+
+  module {
+    source = "../modules/node-groups"
+  }
+
+  variables {
+    gpu_instance_types = ["g5g.xlarge", "g4ad.xlarge"]
+  }
+
+  expect_failures = [var.gpu_instance_types]
+}
+
 run "rejects_unknown_gpu_family" {
   command = plan
 

@@ -4,6 +4,7 @@ resources and retries, only where they belong; and none of it when compiling loc
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -108,14 +109,22 @@ def test_config_comes_from_the_configmap_and_the_db_url_from_the_secret(cluster_
         keys = {item["configMapKey"]: item["envVar"] for item in config_map["keyToEnv"]}
         assert keys == {k: k for k in cluster.CONFIG_MAP_KEYS}
         assert {"MLFLOW_TRACKING_URI", "GENOPS_S3_BUCKET", "AWS_REGION"} <= set(keys)
+        secrets = {s["secretName"]: s["keyToEnv"] for s in k8s["secretAsEnv"]}
+        # every step logs to MLflow, which asks for the pipelines' login
+        assert secrets.pop(cluster.MLFLOW_SECRET) == [
+            {"secretKey": key, "envVar": key} for key in cluster.MLFLOW_SECRET_KEYS
+        ]
         if name in DB_STEPS:
-            (secret,) = k8s["secretAsEnv"]
-            assert secret["secretName"] == "genops-secrets"
-            assert secret["keyToEnv"] == [
-                {"secretKey": "OPTUNA_STORAGE_URL", "envVar": "OPTUNA_STORAGE_URL"}
-            ]
+            assert secrets == {
+                "genops-secrets": [
+                    {"secretKey": "OPTUNA_STORAGE_URL", "envVar": "OPTUNA_STORAGE_URL"}
+                ]
+            }
+            labels = k8s["podMetadata"]["labels"]
+            assert labels == {cluster.DATABASE_CLIENT_LABEL[0]: cluster.DATABASE_CLIENT_LABEL[1]}
         else:
-            assert "secretAsEnv" not in k8s, f"{name} does not need the database password"
+            assert secrets == {}, f"{name} does not need the database password"
+            assert "podMetadata" not in k8s, f"{name} is no database client"
     # ...and no value of them is baked into the IR
     text = json.dumps(ir)
     assert "postgresql://" not in text and "mlflow.svc" not in text
@@ -156,7 +165,7 @@ def test_settings_match_the_terraform_outputs_and_platform_manifests() -> None:
     """The constants here name what terraform/ and k8s/platform/ create."""
     outputs_file = REPO / "tests/terraform/fixtures/dev-outputs.json"
     config_map = REPO / "k8s/platform/base/20-genops-config.yaml.tmpl"
-    secret = REPO / "k8s/platform/base/30-genops-secrets.yaml.tmpl"
+    secret = REPO / "k8s/platform/base/30-external-secrets.yaml.tmpl"
     if not (outputs_file.is_file() and config_map.is_file() and secret.is_file()):
         pytest.skip("terraform fixture or platform manifests not in this checkout")
     outputs = {k: v["value"] for k, v in json.loads(outputs_file.read_text()).items()}
@@ -169,9 +178,18 @@ def test_settings_match_the_terraform_outputs_and_platform_manifests() -> None:
     config_map_doc = next(yaml.safe_load_all(config_map.read_text()))
     assert config_map_doc["metadata"]["name"] == cluster.CONFIG_MAP
     assert set(cluster.CONFIG_MAP_KEYS) <= set(config_map_doc["data"])
-    secret_doc = next(yaml.safe_load_all(secret.read_text()))
-    assert secret_doc["metadata"]["name"] == cluster.SECRET
-    assert set(cluster.SECRET_KEYS) <= set(secret_doc["stringData"])
+    # the Secrets the steps read are synced by External Secrets, under the names they read
+    synced = {
+        doc["spec"]["target"]["name"]: doc["spec"]
+        # the template's ${VARIABLES} are rendered by k8s/scripts/render_platform.py
+        for doc in yaml.safe_load_all(re.sub(r"\$\{(\w+)\}", r"\1", secret.read_text()))
+        if doc
+        and doc.get("kind") == "ExternalSecret"
+        and doc["metadata"].get("namespace") == "PIPELINE_NAMESPACE"
+    }
+    assert set(cluster.SECRET_KEYS) <= set(synced[cluster.SECRET]["target"]["template"]["data"])
+    mlflow_keys = {item["secretKey"] for item in synced[cluster.MLFLOW_SECRET]["data"]}
+    assert set(cluster.MLFLOW_SECRET_KEYS) <= mlflow_keys
 
 
 def test_one_process_compiles_both_targets_in_any_order(tmp_path: Path) -> None:

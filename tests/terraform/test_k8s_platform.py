@@ -2,8 +2,11 @@
 
 `k8s/scripts/platform.sh render` turns terraform outputs into manifests without
 touching a cluster; these tests render them from a fixture of
-`terraform output -json` and validate every document against the Kubernetes
-OpenAPI schemas (kubernetes_validate, strict: unknown fields fail).
+`terraform output -json` (and of the image mirror's lock) and validate every
+built-in document against the Kubernetes OpenAPI schemas (kubernetes_validate,
+strict: unknown fields fail); custom resources (External Secrets, KServe,
+SecurityGroupPolicy) are checked for the fields their controllers require.
+The contracts across all of it are in tests/cluster/test_contracts.py.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -27,9 +30,17 @@ PLATFORM = REPO / "k8s" / "platform"
 PLATFORM_SH = REPO / "k8s" / "scripts" / "platform.sh"
 RENDER_PY = REPO / "k8s" / "scripts" / "render_platform.py"
 FIXTURE = Path(__file__).parent / "fixtures" / "dev-outputs.json"
-
-# Characters RDS may put in a generated password that must survive URL encoding.
-PASSWORD = "p@ss:w/rd#?%&!x"
+IMAGES_LOCK = REPO / "tests" / "cluster" / "fixtures" / "dev-images.lock.json"
+STAGE_PY = REPO / "k8s" / "scripts" / "stage_upstream.py"
+BUILT_IN_GROUPS = (
+    "v1",
+    "apps/v1",
+    "batch/v1",
+    "rbac.authorization.k8s.io/v1",
+    "networking.k8s.io/v1",
+    "storage.k8s.io/v1",
+    "policy/v1",
+)
 
 
 def load_outputs() -> dict:
@@ -43,14 +54,15 @@ def versions() -> dict[str, str]:
 
 
 def render(
-    tmp_path: Path, outputs: dict, password: str | None = PASSWORD
+    tmp_path: Path, outputs: dict, lock: Path | None = IMAGES_LOCK
 ) -> subprocess.CompletedProcess:
     outputs_file = tmp_path / "outputs.json"
     outputs_file.write_text(json.dumps(outputs))
-    env = {k: v for k, v in os.environ.items() if k != "GENOPS_DB_PASSWORD"}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("GENOPS_DB_PASSWORD", "GENOPS_IMAGES_LOCK")
+    }
     env["GENOPS_TF_OUTPUTS"] = str(outputs_file)
-    if password is not None:
-        env["GENOPS_DB_PASSWORD"] = password
+    env["GENOPS_IMAGES_LOCK"] = str(lock) if lock else str(tmp_path / "no-such-lock.json")
     return subprocess.run(
         ["bash", str(PLATFORM_SH), "render", "dev", str(tmp_path / "rendered")],
         env=env,
@@ -108,9 +120,30 @@ def test_fixture_has_exactly_the_terraform_outputs() -> None:
 def test_every_rendered_manifest_is_schema_valid(rendered: tuple[dict, list[dict]]) -> None:
     outputs, docs = rendered
     k8s_version = outputs["kubernetes_version"]["value"]
-    assert len(docs) >= 15
+    assert len(docs) >= 30
     for doc in docs:
-        kubernetes_validate.validate(doc, k8s_version, strict=True)
+        if doc["apiVersion"] in BUILT_IN_GROUPS:
+            kubernetes_validate.validate(doc, k8s_version, strict=True)
+            continue
+        kind = doc["kind"]
+        assert kind in {
+            "ClusterSecretStore",
+            "ExternalSecret",
+            "ServingRuntime",
+            "SecurityGroupPolicy",
+        }, kind
+        if kind == "ExternalSecret":
+            assert doc["apiVersion"] == "external-secrets.io/v1"
+            spec = doc["spec"]
+            assert spec["secretStoreRef"] == {
+                "kind": "ClusterSecretStore",
+                "name": "genops-secrets-manager",
+            }
+            assert spec["refreshInterval"] == "1h" and spec["target"]["creationPolicy"] == "Owner"
+            assert all(set(d["remoteRef"]) == {"key", "property"} for d in spec["data"])
+        if kind == "SecurityGroupPolicy":
+            assert doc["apiVersion"] == "vpcresources.k8s.aws/v1beta1"
+            assert all(g.startswith("sg-") for g in doc["spec"]["securityGroups"]["groupIds"])
 
 
 def test_nvidia_device_plugin_only_where_the_ami_lacks_it(
@@ -133,10 +166,16 @@ def test_nvidia_device_plugin_only_where_the_ami_lacks_it(
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
         "tolerations"
     ]
-    assert pod["containers"][0]["image"].endswith(":" + versions()["NVIDIA_DEVICE_PLUGIN_VERSION"])
+    lock = json.loads(IMAGES_LOCK.read_text())["upstream"]
+    ref = "nvcr.io/nvidia/k8s-device-plugin:" + versions()["NVIDIA_DEVICE_PLUGIN_VERSION"]
+    assert pod["containers"][0]["image"] == lock[ref], (
+        "the mirrored image of the pinned release, by digest"
+    )
 
 
-def test_config_and_secret_carry_the_terraform_outputs(rendered: tuple[dict, list[dict]]) -> None:
+def test_config_and_credentials_carry_the_terraform_outputs(
+    rendered: tuple[dict, list[dict]],
+) -> None:
     outputs, docs = rendered
     value = {k: v["value"] for k, v in outputs.items()}
 
@@ -144,28 +183,119 @@ def test_config_and_secret_carry_the_terraform_outputs(rendered: tuple[dict, lis
     assert config["MLFLOW_TRACKING_URI"] == value["mlflow_tracking_uri"]
     assert config["GENOPS_S3_BUCKET"] == value["artifacts_bucket"]
     assert config["GENOPS_PIPELINE_ROOT"] == value["pipeline_root"]
+    assert config["MLFLOW_ARTIFACTS_DESTINATION"] == value["mlflow_artifacts_destination"]
     assert config["AWS_REGION"] == "us-west-2"
     assert config["GENOPS_GPU_NODE_SELECTOR"] == "genops.io/node-pool=gpu"
     assert config["GENOPS_IMAGE_TRAIN_CUDA"] == value["ecr_repository_urls"]["genops/train-cuda"]
     for name, url in value["ecr_repository_urls"].items():
         # genops.version.image(): $GENOPS_IMAGE_REGISTRY/genops/<kind>:<version>
         assert f"{config['GENOPS_IMAGE_REGISTRY']}/{name}" == url
-    assert config["GENOPS_DB_SECRET_ARN"] == value["database_secret_arn"]
     assert all(isinstance(v, str) for v in config.values())
+    mlflow_config = find(docs, "ConfigMap", "genops-config", "mlflow")["data"]
+    assert mlflow_config["MLFLOW_ARTIFACTS_DESTINATION"] == value["mlflow_artifacts_destination"]
 
-    secret = find(docs, "Secret", "genops-secrets", "kubeflow")["stringData"]
-    for key, database in (("OPTUNA_STORAGE_URL", "optuna"), ("MLFLOW_BACKEND_STORE_URI", "mlflow")):
-        url = urlsplit(secret[key])
-        assert url.scheme == "postgresql"
-        assert url.hostname == value["database_address"]
-        assert url.port == value["database_port"]
-        assert url.path == f"/{database}"
-        assert url.query == "sslmode=require"
-        assert unquote(url.username) == value["database_username"]
-        assert unquote(url.password) == PASSWORD
+    # No password anywhere: External Secrets builds the URLs from Secrets Manager.
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    optuna = find(docs, "ExternalSecret", "genops-secrets", "kubeflow")["spec"]
+    template = optuna["target"]["template"]["data"]["OPTUNA_STORAGE_URL"]
+    url = urlsplit(
+        template.replace("{{ .username | urlquery }}", "u").replace(
+            "{{ .password | urlquery }}", "p"
+        )
+    )
+    assert (url.scheme, url.hostname, url.port, url.path, url.query) == (
+        "postgresql",
+        value["database_address"],
+        value["database_port"],
+        "/optuna",
+        "sslmode=require",
+    )
+    assert {d["remoteRef"]["key"] for d in optuna["data"]} == {
+        value["database_app_secret_arns"]["optuna"]
+    }
+    backend = find(docs, "ExternalSecret", "genops-secrets", "mlflow")["spec"]
+    assert (
+        "/mlflow?sslmode=require"
+        in backend["target"]["template"]["data"]["MLFLOW_BACKEND_STORE_URI"]
+    )
+    assert {d["remoteRef"]["key"] for d in backend["data"]} == {
+        value["database_app_secret_arns"]["mlflow"]
+    }
+    admin = find(docs, "ExternalSecret", "genops-db-admin", "genops-system")["spec"]
+    assert value["database_secret_arn"] in {d["remoteRef"]["key"] for d in admin["data"]}
+    store = find(docs, "ClusterSecretStore", "genops-secrets-manager", None)["spec"]
+    assert store["provider"]["aws"] == {"service": "SecretsManager", "region": "us-west-2"}
 
-    mlflow_secret = find(docs, "Secret", "genops-secrets", "mlflow")["stringData"]
-    assert set(mlflow_secret) == {"MLFLOW_BACKEND_STORE_URI"}
+
+def test_kfp_install_config_points_at_rds_and_s3(rendered: tuple[dict, list[dict]]) -> None:
+    outputs, docs = rendered
+    config = find(docs, "ConfigMap", "pipeline-install-config", "kubeflow")["data"]
+    assert config["postgresHost"] == outputs["database_address"]["value"]
+    assert config["bucketName"] == outputs["artifacts_bucket"]["value"]
+    assert config["objectStoreHost"] == "s3.us-west-2.amazonaws.com"
+    assert config["objectStorePipelinePath"] == "pipeline-root/pipelines"
+    assert config["appVersion"] == versions()["KFP_VERSION"]
+    registry = outputs["image_registry"]["value"]
+    for key in ("v2DriverImage", "v2LauncherImage", "cacheImage"):
+        assert config[key].startswith(registry + "/mirror/") and "@sha256:" in config[key], key
+
+
+def test_render_without_an_image_lock_refuses_unless_allowed(tmp_path: Path) -> None:
+    result = render(tmp_path, load_outputs(), lock=None)
+    assert result.returncode == 0, result.stderr  # platform.sh render: review mode
+    assert "no image lock" in result.stderr
+    outputs_file = tmp_path / "outputs.json"
+    strict = subprocess.run(
+        [
+            sys.executable,
+            str(RENDER_PY),
+            "--outputs",
+            str(outputs_file),
+            "--out",
+            str(tmp_path / "s"),
+            "--images-lock",
+            str(tmp_path / "missing.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert strict.returncode != 0 and "mirror_images.sh" in strict.stderr
+
+
+def test_stage_upstream_refuses_unlocked_files_and_pins_images(tmp_path: Path) -> None:
+    sums = (PLATFORM / "upstream" / "checksums.sha256").read_text()
+    refused = subprocess.run(
+        [
+            sys.executable,
+            str(STAGE_PY),
+            "--lock",
+            str(IMAGES_LOCK),
+            "--out",
+            str(tmp_path),
+            "external-secrets",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if "UNLOCKED https://github.com/external-secrets" in sums:
+        assert refused.returncode != 0 and "UNLOCKED" in refused.stderr
+    staged = subprocess.run(
+        [sys.executable, str(STAGE_PY), "--lock", str(IMAGES_LOCK), "--out", str(tmp_path), "kfp"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert staged.returncode == 0, staged.stderr
+    kustomization = yaml.safe_load((tmp_path / "kfp" / "kustomization.yaml").read_text())
+    lock = json.loads(IMAGES_LOCK.read_text())
+    names = {i["name"]: i for i in kustomization["images"]}
+    assert names["ghcr.io/kubeflow/kfp-api-server"]["digest"].startswith("sha256:")
+    assert names["ghcr.io/kubeflow/kfp-api-server"]["newName"].startswith(
+        lock["registry"] + "/mirror/"
+    )
+    assert any("argoexec" in json.dumps(p) for p in kustomization["patches"])
 
 
 def test_kfp_launcher_points_the_pipeline_root_at_s3(rendered: tuple[dict, list[dict]]) -> None:
@@ -188,7 +318,11 @@ def test_autoscaler_discovers_this_clusters_node_groups(rendered: tuple[dict, li
         "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/genops-dev"
         in container["command"]
     )
-    assert container["image"].endswith(":" + versions()["CLUSTER_AUTOSCALER_VERSION"])
+    lock = json.loads(IMAGES_LOCK.read_text())["upstream"]
+    ref = (
+        "registry.k8s.io/autoscaling/cluster-autoscaler:" + versions()["CLUSTER_AUTOSCALER_VERSION"]
+    )
+    assert container["image"] == lock[ref], "the mirrored image of the pinned release, by digest"
     assert {"name": "AWS_REGION", "value": "us-west-2"} in container["env"]
 
 
@@ -205,44 +339,17 @@ def test_namespaces_and_service_accounts_match_the_pod_identity_bindings(
     find(docs, "ServiceAccount", autoscaler_sa, autoscaler_ns)
 
 
-def test_db_init_job_reads_credentials_from_the_secret(rendered: tuple[dict, list[dict]]) -> None:
+def test_db_init_job_creates_the_application_users(rendered: tuple[dict, list[dict]]) -> None:
     _, docs = rendered
-    job = find(docs, "Job", "genops-db-init", "kubeflow")
+    job = find(docs, "Job", "genops-db-init", "genops-system")
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert PASSWORD not in json.dumps(job), (
-        "the password must come from the Secret, not the Job spec"
-    )
-    assert container["env"][0]["valueFrom"]["secretKeyRef"] == {
-        "name": "genops-secrets",
-        "key": "MLFLOW_BACKEND_STORE_URI",
-    }
-    assert "$MLFLOW_BACKEND_STORE_URI" in container["args"][0], (
-        "shell variables must survive rendering"
-    )
-
-
-def test_render_without_password_writes_a_placeholder_and_render_py_refuses(tmp_path: Path) -> None:
-    result = render(tmp_path, load_outputs(), password=None)
-    assert result.returncode == 0, result.stderr
-    assert "placeholder" in result.stderr
-    outputs_file = tmp_path / "outputs.json"
-    env = {k: v for k, v in os.environ.items() if k != "GENOPS_DB_PASSWORD"}
-    strict = subprocess.run(
-        [
-            sys.executable,
-            str(RENDER_PY),
-            "--outputs",
-            str(outputs_file),
-            "--out",
-            str(tmp_path / "strict"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert strict.returncode == 2
-    assert "GENOPS_DB_PASSWORD" in strict.stderr
+    assert container["envFrom"] == [{"secretRef": {"name": "genops-db-admin"}}]
+    script = container["args"][0]
+    for user in ("mlflow", "optuna", "kfp"):
+        assert f"ALTER ROLE :\"{user}_user\" WITH LOGIN PASSWORD :'{user}_pw'" in script
+    for database in ("mlflow", "optuna", "mlpipeline", "cachedb", "metadb"):
+        assert f"('{database}'," in script
+    assert "$MLFLOW_DB_PASSWORD" in script, "shell variables must survive rendering"
 
 
 def test_render_refuses_an_autoscaler_for_another_kubernetes_minor(tmp_path: Path) -> None:
@@ -255,10 +362,10 @@ def test_render_refuses_an_autoscaler_for_another_kubernetes_minor(tmp_path: Pat
 
 def test_render_reports_missing_outputs(tmp_path: Path) -> None:
     outputs = load_outputs()
-    del outputs["database_secret_arn"]
+    del outputs["database_app_secret_arns"]
     result = render(tmp_path, outputs)
     assert result.returncode != 0
-    assert "database_secret_arn" in result.stderr
+    assert "database_app_secret_arns" in result.stderr
 
 
 def test_platform_sh_rejects_an_unknown_environment(tmp_path: Path) -> None:
@@ -273,26 +380,40 @@ def test_platform_sh_rejects_an_unknown_environment(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kustomization", "key"),
+    ("kustomization", "pins"),
     [
-        ("cert-manager", "CERT_MANAGER_VERSION"),
-        ("kfp-cluster-scoped", "KFP_VERSION"),
-        ("kfp", "KFP_VERSION"),
-        ("kserve", "KSERVE_VERSION"),
-        ("kserve-runtimes", "KSERVE_VERSION"),
+        ("cert-manager", ("009c88084074904c7743384ff50d3bd70012ef55",)),
+        ("kfp-cluster-scoped", ("KFP_COMMIT",)),
+        ("kfp", ("KFP_COMMIT",)),
+        ("kserve", ("KSERVE_COMMIT", "KSERVE_VERSION")),
+        ("external-secrets", ("EXTERNAL_SECRETS_VERSION",)),
     ],
 )
-def test_upstream_installs_are_pinned_to_versions_env(kustomization: str, key: str) -> None:
+def test_upstream_installs_are_pinned_to_versions_env(
+    kustomization: str, pins: tuple[str, ...]
+) -> None:
     doc = yaml.safe_load((PLATFORM / "upstream" / kustomization / "kustomization.yaml").read_text())
-    version = versions()[key]
+    wanted = [versions().get(p, p) for p in pins]
     assert doc["resources"], "an upstream kustomization must reference its release"
     for resource in doc["resources"]:
-        assert resource.startswith("https://github.com/"), resource
-        pinned = (
-            resource.endswith(f"?ref={version}") or f"/releases/download/{version}/" in resource
-        )
-        assert pinned, f"{resource} is not pinned to {key}={version}"
+        assert resource.startswith("https://"), resource
+        for pin in wanted:
+            assert pin in resource, f"{resource} is not pinned to {pin}"
         assert not re.search(r"latest|master|main", resource), resource
+
+
+def test_kfp_overlay_replaces_what_the_platform_renders() -> None:
+    doc = yaml.safe_load((PLATFORM / "upstream" / "kfp" / "kustomization.yaml").read_text())
+    deleted = set()
+    for patch in doc["patches"]:
+        for body in yaml.safe_load_all((PLATFORM / "upstream" / "kfp" / patch["path"]).read_text()):
+            if body.get("$patch") == "delete":
+                deleted.add((body["kind"], body["metadata"]["name"]))
+    assert deleted == {
+        ("ConfigMap", "pipeline-install-config"),
+        ("ConfigMap", "kfp-launcher"),
+        ("Secret", "postgres-secret-extended"),
+    }
 
 
 def test_kserve_defaults_to_raw_deployment() -> None:

@@ -237,14 +237,16 @@ def test_dev_plan_inventory(terraform: str, workspace: Path, tf_env: dict[str, s
     assert by_type["aws_eks_addon"] == 5
     assert by_type["aws_ecr_repository"] == 4
     assert by_type["aws_db_instance"] == 1
-    assert by_type["aws_eks_pod_identity_association"] == 4
+    assert by_type["aws_eks_pod_identity_association"] == 7
     assert by_type["aws_subnet"] == 6
     assert by_type["aws_nat_gateway"] == 1
     assert by_type["aws_kms_key"] == 5
     assert by_type["aws_flow_log"] == 1
-    assert not any(t.startswith("aws_secretsmanager_secret") for t in by_type), (
-        "RDS manages the DB secret itself"
-    )
+    assert by_type["aws_vpc_endpoint"] == 6, "S3 gateway + ECR api/dkr, STS, logs, Secrets Manager"
+    # Application users (mlflow, optuna, kfp in PostgreSQL; admin, pipelines in MLflow); the
+    # master user's secret is RDS-managed and not a terraform resource.
+    assert by_type["aws_secretsmanager_secret"] == 5
+    assert by_type["aws_security_group"] == 3, "database, database clients, VPC endpoints"
 
 
 def test_checkov(tf_env: dict[str, str]) -> None:

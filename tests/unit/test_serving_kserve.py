@@ -84,7 +84,7 @@ def test_cpu_manifest_serves_the_mlflow_model_from_s3() -> None:
     model = predictor["model"]
     assert model["modelFormat"] == {"name": "mlflow"}
     assert model["protocolVersion"] == "v2"
-    assert model["runtime"] == "kserve-mlserver"
+    assert model["runtime"] == "genops-mlserver"
     assert model["storageUri"] == STORAGE
     assert model["resources"] == kserve.DEFAULT_RESOURCES
     assert "runtimeVersion" not in model

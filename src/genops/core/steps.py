@@ -494,7 +494,9 @@ def _deploy_kserve(config: RunConfig, model_version: str) -> str:
     ks = config.deploy.kserve
     manifest = kserve.render_inference_service(
         name=config.model_name,
-        storage_uri=source,
+        storage_uri=kserve.resolve_storage_uri(
+            source, os.environ.get("MLFLOW_ARTIFACTS_DESTINATION")
+        ),
         namespace=ks.namespace,
         service_account=ks.service_account,
         resources={

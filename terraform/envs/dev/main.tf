@@ -7,12 +7,17 @@ locals {
   cluster_name = local.name
 
   # Workload identities: namespace/service account => IAM role (Pod Identity).
-  # k8s/platform creates these namespaces and service accounts.
+  # k8s/platform creates these namespaces and service accounts (pipeline pods run as
+  # genops-pipeline-runner: the KFP API server's default runner is patched to it); the
+  # upstream installs create the KFP and External Secrets ones.
   service_accounts = {
-    pipeline_runner    = { namespace = "kubeflow", service_account = "pipeline-runner" }
+    pipeline_runner    = { namespace = "kubeflow", service_account = "genops-pipeline-runner" }
     mlflow             = { namespace = "mlflow", service_account = "mlflow" }
     model_server       = { namespace = "genops-serving", service_account = "genops-model-server" }
     cluster_autoscaler = { namespace = "kube-system", service_account = "cluster-autoscaler" }
+    external_secrets   = { namespace = "external-secrets", service_account = "external-secrets" }
+    kfp_api            = { namespace = "kubeflow", service_account = "ml-pipeline" }
+    kfp_ui             = { namespace = "kubeflow", service_account = "ml-pipeline-ui" }
   }
 }
 
@@ -39,6 +44,7 @@ module "eks" {
   private_access_cidrs   = var.cluster_endpoint_private_access_cidrs
   admin_principal_arns   = var.cluster_admin_principal_arns
   log_retention_days     = var.log_retention_days
+  support_type           = var.cluster_support_type
 }
 
 module "node_groups" {
@@ -91,9 +97,7 @@ module "database" {
   name       = local.name
   vpc_id     = module.network.vpc_id
   subnet_ids = module.network.private_subnet_ids
-  allowed_security_group_ids = {
-    eks_cluster = module.eks.cluster_security_group_id
-  }
+  # Only the database client security group (pods with database credentials) gets in.
   instance_class        = var.db_instance_class
   engine_version        = var.db_engine_version
   multi_az              = var.db_multi_az
@@ -101,6 +105,15 @@ module "database" {
   skip_final_snapshot   = !var.db_deletion_protection
   backup_retention_days = var.db_backup_retention_days
   log_retention_days    = var.log_retention_days
+}
+
+module "app_secrets" {
+  source = "../../modules/app-secrets"
+
+  name          = local.name
+  database_host = module.database.address
+  database_port = module.database.port
+  kms_key_arn   = module.database.kms_key_arn
 }
 
 module "iam" {
@@ -112,6 +125,7 @@ module "iam" {
   bucket_prefixes     = module.storage.prefixes
   ecr_repository_arns = values(module.registry.repository_arns)
   db_secret_arn       = module.database.master_user_secret_arn
+  app_secret_arns     = concat(values(module.app_secrets.database_secret_arns), values(module.app_secrets.mlflow_secret_arns))
   db_kms_key_arn      = module.database.kms_key_arn
   service_accounts    = local.service_accounts
 }

@@ -67,6 +67,17 @@ variable "kubernetes_version" {
   }
 }
 
+variable "cluster_support_type" {
+  description = "EKS upgrade policy: EXTENDED (default) keeps the Kubernetes version after standard support ends until you upgrade it together with the autoscaler; STANDARD lets AWS upgrade it automatically."
+  type        = string
+  default     = "EXTENDED"
+
+  validation {
+    condition     = contains(["EXTENDED", "STANDARD"], var.cluster_support_type)
+    error_message = "cluster_support_type must be EXTENDED or STANDARD."
+  }
+}
+
 variable "cluster_endpoint_public_access" {
   description = "Expose the Kubernetes API publicly (limited to cluster_endpoint_public_access_cidrs). Off by default."
   type        = bool
@@ -134,13 +145,13 @@ variable "gpu_ami_type" {
 }
 
 variable "gpu_instance_types" {
-  description = "GPU instance types of the GPU node group (NVIDIA families g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en)."
+  description = "GPU instance types of the GPU node group (NVIDIA x86 families: g4dn, g5 and later g families, gr6, p4d/p4de, p5 and later)."
   type        = list(string)
   default     = ["g6.xlarge", "g5.xlarge"]
 
   validation {
-    condition     = length(var.gpu_instance_types) > 0 && alltrue([for t in var.gpu_instance_types : can(regex("^(g4dn|g5|g6|g6e|gr6|p4d|p4de|p5|p5e|p5en)\\.(metal|[0-9]*xlarge)$", t))])
-    error_message = "gpu_instance_types must be non-empty and hold only NVIDIA GPU instance types of a known family (g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en)."
+    condition     = length(var.gpu_instance_types) > 0 && alltrue([for t in var.gpu_instance_types : can(regex("^(g4dn|g[5-9][a-z]*|gr[6-9][a-z]*|p4de?|p[5-9][a-z]*(-b[0-9]+)?)\\.(metal|large|[0-9]*xlarge)$", t)) && !can(regex("^g5g\\.", t))])
+    error_message = "gpu_instance_types must be non-empty and hold only NVIDIA x86 GPU instance types (g4dn, g5 and later g families incl. g6e/g6f/g7e, gr6, p4d/p4de, p5 and later incl. p5en/p6-b200; not the Arm g5g or the AMD g4ad)."
   }
 }
 

@@ -74,7 +74,7 @@ output "database_name" {
 }
 
 output "database_username" {
-  description = "Master user of the database."
+  description = "Master user of the database (used only by the bootstrap Job that creates the application users)."
   value       = module.database.master_username
 }
 
@@ -83,8 +83,38 @@ output "database_secret_arn" {
   value       = module.database.master_user_secret_arn
 }
 
+output "database_app_secret_arns" {
+  description = "Secrets Manager secret of each application's database user (mlflow, optuna, kfp), synced by External Secrets."
+  value       = module.app_secrets.database_secret_arns
+}
+
+output "mlflow_user_secret_arns" {
+  description = "Secrets Manager secret of each MLflow basic-auth user (admin, pipelines)."
+  value       = module.app_secrets.mlflow_secret_arns
+}
+
+output "database_client_security_group_id" {
+  description = "The only security group RDS admits; k8s/platform attaches it to the pods that hold database credentials (SecurityGroupPolicy)."
+  value       = module.database.client_security_group_id
+}
+
+output "cluster_security_group_id" {
+  description = "EKS cluster security group (nodes and pods); listed next to the client group in SecurityGroupPolicies."
+  value       = module.eks.cluster_security_group_id
+}
+
+output "vpc_cidr" {
+  description = "IPv4 CIDR of the VPC (NetworkPolicies allow the database and webhooks from it)."
+  value       = module.network.vpc_cidr
+}
+
+output "vpc_endpoint_services" {
+  description = "AWS services reached through VPC endpoints instead of NAT."
+  value       = module.network.vpc_endpoint_services
+}
+
 output "role_arns" {
-  description = "IAM role ARNs bound by EKS Pod Identity: pipeline_runner, mlflow, model_server, cluster_autoscaler, plus ebs_csi and node."
+  description = "IAM role ARNs bound by EKS Pod Identity: pipeline_runner, mlflow, model_server, cluster_autoscaler, external_secrets, kfp_api, kfp_ui, plus ebs_csi and node."
   value = merge(module.iam.role_arns, {
     ebs_csi = module.addons.ebs_csi_role_arn
     node    = module.node_groups.node_role_arn
@@ -133,5 +163,6 @@ output "environment_summary" {
     gpu_max_size                   = module.node_groups.gpu_scaling.max_size
     database                       = module.database.settings
     managed_addons                 = sort(concat(module.eks.addon_names, module.addons.addon_names))
+    cluster_support_type           = module.eks.support_type
   }
 }

@@ -2,7 +2,9 @@
 # encrypted with a customer managed KMS key, IAM authentication on, TLS
 # enforced, automated backups, master password generated and rotated by RDS in
 # Secrets Manager (encrypted with the same key), private subnets only and
-# reachable only from the given security groups (the EKS cluster SG).
+# reachable only from the database client security group, which k8s/platform
+# attaches (security groups for pods) to exactly the pods that hold database
+# credentials, not from the whole cluster security group.
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -75,6 +77,40 @@ resource "aws_security_group" "db" {
   vpc_id      = var.vpc_id
 
   tags = merge(var.tags, { Name = "${var.name}-postgres" })
+}
+
+# The database clients: attached to pods by SecurityGroupPolicy (k8s/platform/base/
+# 56-security-group-policies), next to the cluster security group. Egress only to the
+# database port of the database security group.
+resource "aws_security_group" "client" {
+  #checkov:skip=CKV2_AWS_5:Attached to pods, not to a Terraform resource: k8s/platform SecurityGroupPolicies give it to the pods that hold database credentials (ENABLE_POD_ENI on the vpc-cni add-on).
+  name        = "${var.name}-postgres-clients"
+  description = "${var.name} PostgreSQL clients: pods that hold database credentials"
+  vpc_id      = var.vpc_id
+
+  tags = merge(var.tags, { Name = "${var.name}-postgres-clients" })
+}
+
+resource "aws_vpc_security_group_egress_rule" "client_to_db" {
+  security_group_id            = aws_security_group.client.id
+  description                  = "PostgreSQL to ${var.name}"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.db.id
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "db_from_clients" {
+  security_group_id            = aws_security_group.db.id
+  description                  = "PostgreSQL from the database client security group"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.client.id
+
+  tags = var.tags
 }
 
 resource "aws_vpc_security_group_ingress_rule" "db" {

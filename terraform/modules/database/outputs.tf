@@ -54,3 +54,8 @@ output "settings" {
     iam_authentication    = aws_db_instance.this.iam_database_authentication_enabled
   }
 }
+
+output "client_security_group_id" {
+  description = "Security group the database admits: give it to the pods that hold database credentials (SecurityGroupPolicy), not to whole nodes."
+  value       = aws_security_group.client.id
+}

@@ -19,7 +19,7 @@ variable "subnet_ids" {
 }
 
 variable "allowed_security_group_ids" {
-  description = "Map of label => security group ID allowed to connect on the PostgreSQL port (e.g. { eks_cluster = <cluster SG> }). Static keys keep for_each plannable."
+  description = "Extra security groups (label => ID) allowed on the PostgreSQL port besides the module's client security group (e.g. a bastion). Never the whole cluster security group. Static keys keep for_each plannable."
   type        = map(string)
   default     = {}
 }

@@ -20,8 +20,21 @@ locals {
 
   pre_compute_addons = {
     "vpc-cni" = {
-      # Network policies are enforced by the VPC CNI's eBPF agent.
-      configuration_values = jsonencode({ enableNetworkPolicy = "true" })
+      # Network policies are enforced by the VPC CNI's eBPF agent (k8s/platform renders a
+      # default-deny policy per genops namespace). Security groups for pods (ENABLE_POD_ENI)
+      # give only the database clients the security group RDS admits; "standard" mode keeps
+      # NetworkPolicies in force for those pods, and TCP early demux off keeps their kubelet
+      # probes working.
+      configuration_values = jsonencode({
+        enableNetworkPolicy = "true"
+        env = {
+          ENABLE_POD_ENI                    = "true"
+          POD_SECURITY_GROUP_ENFORCING_MODE = "standard"
+        }
+        init = {
+          env = { DISABLE_TCP_EARLY_DEMUX = "true" }
+        }
+      })
     }
     "kube-proxy"             = { configuration_values = null }
     "eks-pod-identity-agent" = { configuration_values = null }
@@ -110,6 +123,12 @@ resource "aws_iam_role_policy_attachment" "cluster" {
   policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonEKSClusterPolicy"
 }
 
+# Security groups for pods: the VPC resource controller manages the pods' branch ENIs.
+resource "aws_iam_role_policy_attachment" "vpc_resource_controller" {
+  role       = aws_iam_role.cluster.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonEKSVPCResourceController"
+}
+
 resource "aws_iam_role_policy" "cluster_encryption" {
   name = "secrets-encryption"
   role = aws_iam_role.cluster.id
@@ -161,14 +180,18 @@ resource "aws_eks_cluster" "this" {
   }
 
   upgrade_policy {
-    # Upgrade on schedule instead of silently paying for extended support.
-    support_type = "STANDARD"
+    # EXTENDED (default): at the end of standard support the cluster stays on its version
+    # (extended support is billed) until someone upgrades it deliberately, together with the
+    # version-matched Cluster Autoscaler and the add-ons. STANDARD would let AWS upgrade the
+    # control plane on its own schedule under a pinned autoscaler.
+    support_type = var.support_type
   }
 
   tags = var.tags
 
   depends_on = [
     aws_iam_role_policy_attachment.cluster,
+    aws_iam_role_policy_attachment.vpc_resource_controller,
     aws_iam_role_policy.cluster_encryption,
     aws_cloudwatch_log_group.cluster,
   ]

@@ -52,3 +52,8 @@ output "endpoint_private_access" {
   description = "Whether the Kubernetes API endpoint is reachable from inside the VPC."
   value       = aws_eks_cluster.this.vpc_config[0].endpoint_private_access
 }
+
+output "support_type" {
+  description = "Upgrade policy of the cluster (EXTENDED or STANDARD)."
+  value       = aws_eks_cluster.this.upgrade_policy[0].support_type
+}

@@ -89,6 +89,17 @@ variable "addon_versions" {
   default     = {}
 }
 
+variable "support_type" {
+  description = "EKS upgrade policy at the end of standard support: EXTENDED keeps the version until you upgrade (billed), STANDARD lets AWS upgrade the control plane automatically."
+  type        = string
+  default     = "EXTENDED"
+
+  validation {
+    condition     = contains(["EXTENDED", "STANDARD"], var.support_type)
+    error_message = "support_type must be EXTENDED or STANDARD."
+  }
+}
+
 variable "tags" {
   description = "Tags added to every resource of this module."
   type        = map(string)

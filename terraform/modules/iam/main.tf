@@ -1,12 +1,16 @@
 # EKS Pod Identity roles for the workloads, each with a least-privilege inline
 # policy built with jsonencode:
 # - pipeline_runner (KFP pipeline pods): read/write pipeline-root/ and
-#   mlflow-artifacts/, read datasets/, scratch tmp/, pull genops images, read
-#   the database secret (Optuna storage);
-# - mlflow (tracking server): read/write/delete mlflow-artifacts/, read the
-#   database secret (backend store);
+#   mlflow-artifacts/, read datasets/, scratch tmp/, pull genops images; no
+#   secret at all (credentials reach the steps as Kubernetes Secrets synced by
+#   External Secrets, each mounted only into the steps that use it);
+# - mlflow (tracking server): read/write/delete mlflow-artifacts/;
 # - model_server (KServe InferenceService): read mlflow-artifacts/ only;
-# - cluster_autoscaler: describe node groups, resize only ASGs this cluster owns.
+# - cluster_autoscaler: describe node groups, resize only ASGs this cluster owns;
+# - external_secrets (External Secrets Operator): read exactly the RDS master
+#   secret and the application secrets, nothing else;
+# - kfp_api (KFP API server): its object store under pipeline-root/;
+# - kfp_ui (KFP UI): read pipeline-root/ (artifact previews).
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -35,10 +39,10 @@ locals {
   }
   secret_read = [
     {
-      Sid      = "ReadDatabaseSecret"
+      Sid      = "ReadPlatformSecrets"
       Effect   = "Allow"
       Action   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-      Resource = var.db_secret_arn
+      Resource = concat([var.db_secret_arn], var.app_secret_arns)
     },
     {
       Sid      = "DecryptDatabaseSecret"
@@ -176,13 +180,47 @@ locals {
     ]
   }
 
-  # The runner (Optuna storage) and MLflow (backend store) read the DB secret.
-  policy_statements = {
-    pipeline_runner    = concat(local.base_policies.pipeline_runner, local.secret_read)
-    mlflow             = concat(local.base_policies.mlflow, local.secret_read)
-    model_server       = local.base_policies.model_server
-    cluster_autoscaler = local.base_policies.cluster_autoscaler
+  kfp_policies = {
+    kfp_api = [
+      {
+        Sid      = "ListPipelineRoot"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket", "s3:GetBucketLocation"]
+        Resource = local.bucket
+      },
+      {
+        Sid      = "ReadWritePipelineStore"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+        Resource = local.objects.pipeline_root
+      },
+      local.bucket_kms,
+    ]
+    kfp_ui = [
+      {
+        Sid      = "ListPipelineRoot"
+        Effect   = "Allow"
+        Action   = "s3:ListBucket"
+        Resource = local.bucket
+        Condition = {
+          StringLike = { "s3:prefix" = ["${local.p.pipeline_root}*"] }
+        }
+      },
+      {
+        Sid      = "ReadArtifacts"
+        Effect   = "Allow"
+        Action   = "s3:GetObject"
+        Resource = local.objects.pipeline_root
+      },
+      local.bucket_kms_read,
+    ]
   }
+
+  # Only the External Secrets Operator reads secrets; no workload role does.
+  all_policy_statements = merge(local.base_policies, local.kfp_policies, {
+    external_secrets = local.secret_read
+  })
+  policy_statements = { for k in keys(var.service_accounts) : k => local.all_policy_statements[k] }
 }
 
 resource "aws_iam_role" "workload" {

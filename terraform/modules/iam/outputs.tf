@@ -1,5 +1,5 @@
 output "role_arns" {
-  description = "Map of workload => IAM role ARN (pipeline_runner, mlflow, model_server, cluster_autoscaler)."
+  description = "Map of workload => IAM role ARN (pipeline_runner, mlflow, model_server, cluster_autoscaler, external_secrets, kfp_api, kfp_ui)."
   value       = { for k, r in aws_iam_role.workload : k => r.arn }
 }
 

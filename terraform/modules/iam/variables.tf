@@ -29,8 +29,14 @@ variable "ecr_repository_arns" {
 }
 
 variable "db_secret_arn" {
-  description = "Secrets Manager secret with the database credentials."
+  description = "Secrets Manager secret with the RDS master credentials (read only by external_secrets, for the database bootstrap Job)."
   type        = string
+}
+
+variable "app_secret_arns" {
+  description = "Secrets Manager secrets of the application users (database and MLflow) that External Secrets syncs into the cluster."
+  type        = list(string)
+  default     = []
 }
 
 variable "db_kms_key_arn" {
@@ -39,13 +45,13 @@ variable "db_kms_key_arn" {
 }
 
 variable "service_accounts" {
-  description = "Kubernetes namespace and service account bound to each role. Keys: pipeline_runner, mlflow, model_server, cluster_autoscaler."
+  description = "Kubernetes namespace and service account bound to each role. Keys among pipeline_runner, mlflow, model_server, cluster_autoscaler, external_secrets, kfp_api, kfp_ui."
   type = map(object({
     namespace       = string
     service_account = string
   }))
   default = {
-    pipeline_runner    = { namespace = "kubeflow", service_account = "pipeline-runner" }
+    pipeline_runner    = { namespace = "kubeflow", service_account = "genops-pipeline-runner" }
     mlflow             = { namespace = "mlflow", service_account = "mlflow" }
     model_server       = { namespace = "genops-serving", service_account = "genops-model-server" }
     cluster_autoscaler = { namespace = "kube-system", service_account = "cluster-autoscaler" }
@@ -54,6 +60,11 @@ variable "service_accounts" {
   validation {
     condition     = length(setsubtract(["pipeline_runner", "mlflow", "model_server", "cluster_autoscaler"], keys(var.service_accounts))) == 0
     error_message = "service_accounts must define pipeline_runner, mlflow, model_server and cluster_autoscaler."
+  }
+
+  validation {
+    condition     = length(setsubtract(keys(var.service_accounts), ["pipeline_runner", "mlflow", "model_server", "cluster_autoscaler", "external_secrets", "kfp_api", "kfp_ui"])) == 0
+    error_message = "service_accounts may only name known workloads (pipeline_runner, mlflow, model_server, cluster_autoscaler, external_secrets, kfp_api, kfp_ui)."
   }
 }
 

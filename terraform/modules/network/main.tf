@@ -247,3 +247,52 @@ resource "aws_flow_log" "this" {
 
   tags = merge(var.tags, { Name = "${var.name}-flow-logs" })
 }
+
+# ---------------------------------------------------------------------------
+# VPC endpoints: S3 (gateway, free, on every private route table) and interface
+# endpoints with private DNS for what nodes and pods call on every image pull and
+# pipeline step (ECR API and registry, STS for Pod Identity sessions, CloudWatch
+# Logs, Secrets Manager for External Secrets). Traffic stays in the VPC instead of
+# crossing the NAT gateway(s).
+# ---------------------------------------------------------------------------
+
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${local.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = aws_route_table.private[*].id
+
+  tags = merge(var.tags, { Name = "${var.name}-s3" })
+}
+
+resource "aws_security_group" "endpoints" {
+  name        = "${var.name}-vpc-endpoints"
+  description = "${var.name} interface VPC endpoints: HTTPS from inside the VPC only"
+  vpc_id      = aws_vpc.this.id
+
+  tags = merge(var.tags, { Name = "${var.name}-vpc-endpoints" })
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_https" {
+  security_group_id = aws_security_group.endpoints.id
+  description       = "HTTPS to the AWS APIs from the VPC"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = var.vpc_cidr
+
+  tags = var.tags
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = toset(var.interface_endpoint_services)
+
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${local.region}.${each.value}"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = aws_subnet.private[*].id
+  security_group_ids  = [aws_security_group.endpoints.id]
+
+  tags = merge(var.tags, { Name = "${var.name}-${each.value}" })
+}

@@ -32,3 +32,8 @@ output "default_security_group_rule_count" {
   description = "Rules left on the VPC's default security group (always 0: it is closed)."
   value       = length(aws_default_security_group.this.ingress) + length(aws_default_security_group.this.egress)
 }
+
+output "vpc_endpoint_services" {
+  description = "Service names with a VPC endpoint (S3 gateway + interface endpoints)."
+  value       = sort(concat([aws_vpc_endpoint.s3.service_name], [for e in aws_vpc_endpoint.interface : e.service_name]))
+}

@@ -55,3 +55,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "interface_endpoint_services" {
+  description = "AWS services (suffix of com.amazonaws.<region>.) that get an interface VPC endpoint with private DNS in the private subnets."
+  type        = list(string)
+  default     = ["ecr.api", "ecr.dkr", "sts", "logs", "secretsmanager"]
+
+  validation {
+    condition     = length(setsubtract(["ecr.api", "ecr.dkr", "sts", "logs"], var.interface_endpoint_services)) == 0
+    error_message = "interface_endpoint_services must include ecr.api, ecr.dkr, sts and logs (image pulls, Pod Identity sessions and logs must not depend on NAT)."
+  }
+}

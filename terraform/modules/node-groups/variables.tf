@@ -86,8 +86,8 @@ variable "gpu_instance_types" {
   default     = ["g6.xlarge", "g5.xlarge"]
 
   validation {
-    condition     = length(var.gpu_instance_types) > 0 && alltrue([for t in var.gpu_instance_types : can(regex("^(g4dn|g5|g6|g6e|gr6|p4d|p4de|p5|p5e|p5en)\\.(metal|[0-9]*xlarge)$", t))])
-    error_message = "gpu_instance_types must be NVIDIA GPU instance types of a known family: g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en."
+    condition     = length(var.gpu_instance_types) > 0 && alltrue([for t in var.gpu_instance_types : can(regex("^(g4dn|g[5-9][a-z]*|gr[6-9][a-z]*|p4de?|p[5-9][a-z]*(-b[0-9]+)?)\\.(metal|large|[0-9]*xlarge)$", t)) && !can(regex("^g5g\\.", t))])
+    error_message = "gpu_instance_types must be NVIDIA GPU instance types of an NVIDIA x86 family (g4dn, g5 and later g families incl. g6e/g6f/g7e, gr6, p4d/p4de, p5 and later incl. p5en/p6-b200; not the Arm g5g or the AMD g4ad)."
   }
 }
 

@@ -42,7 +42,7 @@ KIND = "InferenceService"
 CRD_FILE = "serving.kserve.io_inferenceservices.yaml"
 
 MODEL_FORMAT = "mlflow"
-DEFAULT_RUNTIME = "kserve-mlserver"  # KServe's ClusterServingRuntime for the mlflow format
+DEFAULT_RUNTIME = "genops-mlserver"  # k8s/platform's ServingRuntime: MLServer, genops image
 PROTOCOL_VERSION = "v2"
 DEFAULT_NAMESPACE = "genops-serving"
 DEFAULT_SERVICE_ACCOUNT = "genops-model-server"
@@ -190,6 +190,27 @@ def render_inference_service(
         "metadata": metadata,
         "spec": {"predictor": predictor},
     }
+
+
+def resolve_storage_uri(uri: str, artifacts_destination: str | None) -> str:
+    """The ``s3://`` location KServe's storage initializer downloads for a model version's
+    download URI. Behind MLflow's artifact proxy (``--serve-artifacts``) the URI is
+    ``mlflow-artifacts:/<path>`` (or ``mlflow-artifacts://<host>/<path>``), which is
+    ``<artifacts destination>/<path>`` on the store; ``s3://`` URIs pass through."""
+    from urllib.parse import urlparse
+
+    if _S3_URI.match(uri):
+        return uri
+    parsed = urlparse(uri)
+    if parsed.scheme == "mlflow-artifacts":
+        base = (artifacts_destination or "").rstrip("/")
+        if not _S3_URI.match(base + "/x"):
+            raise ValueError(
+                f"{uri!r} is behind MLflow's artifact proxy; set MLFLOW_ARTIFACTS_DESTINATION "
+                f"to the server's s3:// artifacts destination (got {artifacts_destination!r})"
+            )
+        return f"{base}/{parsed.path.lstrip('/')}"
+    raise ValueError(f"{uri!r}: KServe's storage initializer cannot fetch this model URI")
 
 
 def to_yaml(manifest: Mapping[str, Any]) -> str:

@@ -81,8 +81,28 @@ run "dev_defaults" {
   }
 
   assert {
-    condition     = toset(keys(output.role_arns)) == toset(["pipeline_runner", "mlflow", "model_server", "cluster_autoscaler", "ebs_csi", "node"])
+    condition     = toset(keys(output.role_arns)) == toset(["pipeline_runner", "mlflow", "model_server", "cluster_autoscaler", "external_secrets", "kfp_api", "kfp_ui", "ebs_csi", "node"])
     error_message = "every role ARN must be output"
+  }
+
+  assert {
+    condition     = output.environment_summary.cluster_support_type == "EXTENDED"
+    error_message = "the cluster keeps its version until upgraded deliberately (EXTENDED support)"
+  }
+
+  assert {
+    condition     = output.service_accounts.pipeline_runner == "kubeflow/genops-pipeline-runner" && output.service_accounts.external_secrets == "external-secrets/external-secrets" && output.service_accounts.kfp_api == "kubeflow/ml-pipeline"
+    error_message = "Pod Identity must bind the service accounts k8s/platform runs workloads as"
+  }
+
+  assert {
+    condition     = length(setsubtract([for s in ["s3", "ecr.api", "ecr.dkr", "sts", "logs"] : "com.amazonaws.us-west-2.${s}"], output.vpc_endpoint_services)) == 0
+    error_message = "S3, ECR, STS and CloudWatch Logs must have VPC endpoints"
+  }
+
+  assert {
+    condition     = toset(keys(output.database_app_secret_arns)) == toset(["mlflow", "optuna", "kfp"]) && toset(keys(output.mlflow_user_secret_arns)) == toset(["admin", "pipelines"])
+    error_message = "per-application database and MLflow users"
   }
 }
 

@@ -39,6 +39,26 @@ run "prod_defaults" {
     condition     = output.environment_summary.gpu_min_size == 0 && output.gpu_node_selector == { "genops.io/node-pool" = "gpu" }
     error_message = "prod GPU nodes also scale from zero and keep the pipeline contract"
   }
+
+  assert {
+    condition     = output.environment_summary.cluster_support_type == "EXTENDED"
+    error_message = "the cluster keeps its version until upgraded deliberately (EXTENDED support)"
+  }
+
+  assert {
+    condition     = output.service_accounts.pipeline_runner == "kubeflow/genops-pipeline-runner" && output.service_accounts.external_secrets == "external-secrets/external-secrets" && output.service_accounts.kfp_api == "kubeflow/ml-pipeline"
+    error_message = "Pod Identity must bind the service accounts k8s/platform runs workloads as"
+  }
+
+  assert {
+    condition     = length(setsubtract([for s in ["s3", "ecr.api", "ecr.dkr", "sts", "logs"] : "com.amazonaws.us-west-2.${s}"], output.vpc_endpoint_services)) == 0
+    error_message = "S3, ECR, STS and CloudWatch Logs must have VPC endpoints"
+  }
+
+  assert {
+    condition     = toset(keys(output.database_app_secret_arns)) == toset(["mlflow", "optuna", "kfp"]) && toset(keys(output.mlflow_user_secret_arns)) == toset(["admin", "pipelines"])
+    error_message = "per-application database and MLflow users"
+  }
 }
 
 run "prod_rejects_deletable_database" {

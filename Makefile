@@ -43,6 +43,13 @@ run-image: $(STAMP) ## run the image-diffusion pipeline on digits (default confi
 run-image-fast: $(STAMP) ## a fast image run (60 images per class, 8 epochs)
 	$(VENV)/bin/genops run image-diffusion --config pipelines/configs/digits-fast.yaml
 
+.PHONY: run-text run-text-fast
+run-text: $(STAMP) ## run the text-lm pipeline on WikiText-2 (a GPT-2-style model, ~10 min of training on CPU)
+	$(VENV)/bin/genops run text-lm --config pipelines/configs/wikitext.yaml
+
+run-text-fast: $(STAMP) ## a fast text run (1,500 paragraphs, a tiny model, at most 300 steps)
+	$(VENV)/bin/genops run text-lm --config pipelines/configs/wikitext-fast.yaml
+
 .PHONY: test test-fast static
 static: $(STAMP) ## lint (ruff), format check, types (mypy), import contracts (import-linter)
 	$(VENV)/bin/ruff check src components pipelines tests benchmarks scripts
@@ -76,6 +83,7 @@ bench: $(STAMP) ## benchmarks; results written to benchmarks/results/
 	$(PY) benchmarks/bench_serving.py --out benchmarks/results/serving.json
 	$(PY) benchmarks/bench_tuning.py --out benchmarks/results/tuning.json
 	$(PY) benchmarks/bench_image.py --out benchmarks/results/image.json
+	$(PY) benchmarks/bench_text.py --out benchmarks/results/text.json
 
 MODEL_URI ?= models:/adult-synthesizer@champion
 PORT ?= 8080

@@ -13,11 +13,13 @@ from pipelines.targets import LOCAL, Target
 PIPELINES: dict[str, str] = {
     "tabular-synth": "pipelines.tabular_synth:tabular_synth",
     "image-diffusion": "pipelines.image_diffusion:image_diffusion",
+    "text-lm": "pipelines.text_lm:text_lm",
 }
 
 DEFAULT_CONFIGS: dict[str, str] = {
     "tabular-synth": "pipelines/configs/adult.yaml",
     "image-diffusion": "pipelines/configs/digits.yaml",
+    "text-lm": "pipelines/configs/wikitext.yaml",
 }
 
 

@@ -30,7 +30,7 @@ def normalise(text: str, version: str) -> str:
 
 
 @pytest.mark.parametrize("target", ["local", "cluster"])
-@pytest.mark.parametrize("pipeline", ["tabular-synth", "image-diffusion"])
+@pytest.mark.parametrize("pipeline", ["tabular-synth", "image-diffusion", "text-lm"])
 def test_ir_matches_golden(pipeline: str, target: str, tmp_path: Path) -> None:
     version = pipeline_version()
     path = compile_pipeline(pipeline, tmp_path, target=target, registry=REGISTRY)

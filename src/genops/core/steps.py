@@ -492,22 +492,23 @@ def _deploy_kserve(config: RunConfig, model_version: str) -> str:
 
     source = mlflow.MlflowClient().get_model_version_download_uri(config.model_name, model_version)
     ks = config.deploy.kserve
-    manifest = kserve.render_inference_service(
-        name=config.model_name,
-        storage_uri=kserve.resolve_storage_uri(
-            source, os.environ.get("MLFLOW_ARTIFACTS_DESTINATION")
-        ),
-        namespace=ks.namespace,
-        service_account=ks.service_account,
-        resources={
+    storage = kserve.resolve_storage_uri(source, os.environ.get("MLFLOW_ARTIFACTS_DESTINATION"))
+    settings: dict[str, Any] = {
+        "name": config.model_name,
+        "storage_uri": storage,
+        "namespace": ks.namespace,
+        "service_account": ks.service_account,
+        "resources": {
             "requests": {"cpu": ks.cpu, "memory": ks.memory},
             "limits": {"cpu": ks.cpu, "memory": ks.memory},
         },
-        gpu=ks.gpu,
-        canary_traffic_percent=ks.canary_traffic_percent,
-        min_replicas=ks.min_replicas,
-        max_replicas=ks.max_replicas,
-    )
+        "gpu": ks.gpu,
+        "canary_traffic_percent": ks.canary_traffic_percent,
+        "min_replicas": ks.min_replicas,
+        "max_replicas": ks.max_replicas,
+    }
+    settings |= get_workload(config.pipeline_name).kserve_model(config, storage)
+    manifest = kserve.render_inference_service(**settings)
     mlflow.log_text(kserve.to_yaml(manifest), "deploy/inferenceservice.yaml")
     applied = kserve.apply(manifest, ks.namespace)
     try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Protocol
@@ -108,6 +108,12 @@ class ServingAdapter(ABC):
     def generate(self, request: Any) -> bytes:
         """The JSON response body; raises CannotServe for a valid request it cannot meet."""
 
+    def stream(self, request: Any) -> Iterator[bytes] | None:
+        """Server-sent events (``data: ...`` frames) for a request that asks to be streamed,
+        produced lazily as the model generates; None (the default) answers with
+        :meth:`generate`."""
+        return None
+
 
 class Workload(ABC):
     """A generative workload: its config schema and the behaviour the core steps call.
@@ -139,6 +145,12 @@ class Workload(ABC):
     @abstractmethod
     def smoke_test(self, config: Any, endpoint: str) -> SmokeResult:
         """Call a freshly deployed endpoint (local REST or KServe) and check its answer."""
+
+    def kserve_model(self, config: Any, storage_uri: str) -> dict[str, Any]:
+        """Keyword overrides of :func:`genops.core.serving.kserve.render_inference_service`
+        for this workload's model (``model_format``, ``runtime``, ``args``, ``storage_uri``,
+        autoscaling); ``{}`` serves the MLflow pyfunc with the genops MLServer runtime."""
+        return {}
 
     @abstractmethod
     def serving_adapter(self, python_model: Any, pyfunc: Any) -> ServingAdapter:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from importlib import resources as importlib_resources
 from typing import Any
@@ -42,6 +42,7 @@ KIND = "InferenceService"
 CRD_FILE = "serving.kserve.io_inferenceservices.yaml"
 
 MODEL_FORMAT = "mlflow"
+SCALE_METRICS = ("concurrency", "rps", "cpu", "memory")
 DEFAULT_RUNTIME = "genops-mlserver"  # k8s/platform's ServingRuntime: MLServer, genops image
 PROTOCOL_VERSION = "v2"
 DEFAULT_NAMESPACE = "genops-serving"
@@ -116,6 +117,11 @@ def render_inference_service(
     labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, str] | None = None,
     runtime: str | None = DEFAULT_RUNTIME,
+    model_format: str = MODEL_FORMAT,
+    protocol_version: str | None = PROTOCOL_VERSION,
+    args: Sequence[str] | None = None,
+    scale_metric: str | None = None,
+    scale_target: int | None = None,
 ) -> dict[str, Any]:
     """A ``serving.kserve.io/v1beta1`` InferenceService serving ``storage_uri``.
 
@@ -124,8 +130,11 @@ def render_inference_service(
     ``limits`` (default :data:`DEFAULT_RESOURCES`); ``gpu`` adds one ``nvidia.com/gpu`` to the
     limits, a toleration for the GPU nodes' taint and their node selector.
     ``canary_traffic_percent`` (0..100) sends that share of traffic to this revision.
-    ``runtime_version`` pins the serving runtime's image tag. Raises ``ValueError`` on any
-    value KServe or Kubernetes would refuse.
+    ``runtime_version`` pins the serving runtime's image tag. A workload may serve another
+    ``model_format`` with another ``runtime`` and container ``args`` (the text model: the
+    Hugging Face runtime, vLLM on GPU); ``scale_metric`` (concurrency, rps, cpu, memory) and
+    ``scale_target`` set the autoscaler's target. Raises ``ValueError`` on any value KServe or
+    Kubernetes would refuse.
     """
     if not isinstance(name, str) or len(name) > 63 or not _NAME.match(name):
         raise ValueError(
@@ -155,11 +164,16 @@ def render_inference_service(
     checked = _check_resources(DEFAULT_RESOURCES if resources is None else resources)
     if gpu:
         checked.setdefault("limits", {})[GPU_RESOURCE] = 1
-    model: dict[str, Any] = {
-        "modelFormat": {"name": MODEL_FORMAT},
-        "protocolVersion": PROTOCOL_VERSION,
-        "storageUri": storage_uri,
-    }
+    if scale_metric is not None and scale_metric not in SCALE_METRICS:
+        raise ValueError(f"scale_metric {scale_metric!r}: expected one of {SCALE_METRICS}")
+    if scale_target is not None:
+        _check_int("scale_target", scale_target, 1)
+    model: dict[str, Any] = {"modelFormat": {"name": model_format}}
+    if protocol_version:
+        model["protocolVersion"] = protocol_version
+    model["storageUri"] = storage_uri
+    if args:
+        model["args"] = [str(a) for a in args]
     if runtime:
         model["runtime"] = runtime
     if runtime_version:
@@ -174,6 +188,10 @@ def render_inference_service(
     }
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
+    if scale_metric is not None:
+        predictor["scaleMetric"] = scale_metric
+    if scale_target is not None:
+        predictor["scaleTarget"] = scale_target
     if gpu:
         predictor["tolerations"] = [dict(GPU_TOLERATION)]
         predictor["nodeSelector"] = dict(GPU_NODE_SELECTOR)

@@ -40,7 +40,7 @@ from typing import Any
 
 import mlflow
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from genops.core.serving.request import DEFAULT_MAX_ROWS, CannotServe, RequestError
 from genops.core.workload import ServingAdapter, get_workload
@@ -217,6 +217,9 @@ def create_app(
             request = model.adapter.parse(_decode(await http_request.body()), max_rows)
         except RequestError as exc:
             return _error(400, str(exc))
+        events = model.adapter.stream(request)
+        if events is not None:  # Starlette iterates it in a worker thread
+            return StreamingResponse(events, media_type="text/event-stream")
         try:
             # generating and rendering in one trip to a worker thread: each hand-over costs
             # a wake-up, which shows on a busy 2-core machine.

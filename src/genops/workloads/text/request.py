@@ -1,0 +1,100 @@
+"""Generation requests for the language model: parsing and validation shared by the pyfunc
+model and the model server. Every error names the field."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from genops.core.serving.request import RequestError
+from genops.workloads.text.lm import GenerationParams
+
+FIELDS = (
+    "prompt",
+    "prompts",
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "stop",
+    "stream",
+)
+MAX_PROMPT_CHARS = 20_000
+MAX_STOP = 8
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    prompts: list[str]
+    params: GenerationParams
+    stream: bool = False
+
+
+def _int(body: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RequestError(f"{key}: expected an integer, got {str(value)[:40]!r}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise RequestError(f"{key}: expected an integer, got {value!r}")
+    if not low <= value <= high:
+        raise RequestError(f"{key}: {int(value)} is outside {low}..{high}")
+    return int(value)
+
+
+def _float(body: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RequestError(f"{key}: expected a number, got {str(value)[:40]!r}")
+    if not low <= value <= high:
+        raise RequestError(f"{key}: {value} is outside {low}..{high}")
+    return float(value)
+
+
+def parse_text_request(body: Mapping[str, Any], max_prompts: int, context: int) -> TextRequest:
+    """``{"prompt": "..."}`` or ``{"prompts": [...]}`` with optional ``max_new_tokens``
+    (1..context-1), ``temperature`` (0..5, 0 = greedy), ``top_k`` (0..1000, 0 = off),
+    ``top_p`` (0..1], ``seed``, ``stop`` (strings) and ``stream`` (one prompt only)."""
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise RequestError(f"body: unknown field(s) {unknown[:5]}; expected {list(FIELDS)}")
+    if ("prompt" in body) == ("prompts" in body):
+        raise RequestError("prompt: give exactly one of 'prompt' and 'prompts'")
+    raw = [body["prompt"]] if "prompt" in body else body["prompts"]
+    if not isinstance(raw, list) or not raw:
+        raise RequestError("prompts: expected a non-empty list of strings")
+    if len(raw) > max_prompts:
+        raise RequestError(f"prompts: {len(raw)} prompts is above the limit of {max_prompts}")
+    for i, prompt in enumerate(raw):
+        if not isinstance(prompt, str):
+            raise RequestError(f"prompts[{i}]: expected a string, got {type(prompt).__name__}")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise RequestError(f"prompts[{i}]: {len(prompt)} characters, limit {MAX_PROMPT_CHARS}")
+    stop = body.get("stop", [])
+    if isinstance(stop, str):
+        stop = [stop]
+    if (
+        not isinstance(stop, list)
+        or len(stop) > MAX_STOP
+        or not all(isinstance(s, str) and 0 < len(s) <= 100 for s in stop)
+    ):
+        raise RequestError(f"stop: expected up to {MAX_STOP} non-empty strings")
+    seed = body.get("seed")
+    if seed is not None:
+        seed = _int(body, "seed", 0, 0, 2**32 - 1)
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise RequestError("stream: expected true or false")
+    if stream and len(raw) != 1:
+        raise RequestError("stream: streams one prompt; send 'prompt', not several 'prompts'")
+    params = GenerationParams(
+        max_new_tokens=_int(body, "max_new_tokens", min(64, context - 1), 1, max(1, context - 1)),
+        temperature=_float(body, "temperature", 1.0, 0.0, 5.0),
+        top_k=_int(body, "top_k", 50, 0, 1000),
+        top_p=_float(body, "top_p", 1.0, 1e-6, 1.0),
+        seed=seed,
+        stop=tuple(stop),
+    )
+    return TextRequest([str(p) for p in raw], params, stream)

@@ -15,7 +15,7 @@ import yaml
 from genops.core.config import load_config
 from genops.core.serving.deploy import stop_local
 from pipelines.local import RunSummary, run_local
-from tests.conftest import ADULT_FAST_CONFIG, free_port
+from tests.conftest import ADULT_FAST_CONFIG, ADULT_FAST_RUN_METRICS, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -69,21 +69,39 @@ def test_run_finishes_and_registers_a_version(finished: RunSummary) -> None:
     assert len(finished.tags["genops.dataset_hash"]) == 64
 
 
-def test_metrics_are_in_their_valid_ranges(finished: RunSummary) -> None:
+# The seeded fast run's metrics, with margins for CPU nondeterminism; the margins stay well
+# inside the ranges that would mean something broke (an untrained synthesizer scores about
+# 0.5 TSTR AUC).
+FAST_RUN = ADULT_FAST_RUN_METRICS
+
+
+def test_metrics_match_the_seeded_fast_run_and_their_real_baselines(
+    finished: RunSummary,
+) -> None:
     m = finished.metrics
-    for key in (
-        "fidelity_column_shapes",
-        "fidelity_pair_trends",
-        "fidelity_quality",
-        "utility_tstr_auc",
-        "utility_trtr_auc",
-        "privacy_exact_copy_share",
-    ):
-        assert 0.0 <= m[key] <= 1.0, key
-    assert m["utility_trtr_auc"] > 0.8  # real Adult data is learnable
-    assert m["fidelity_column_shapes"] > 0.6  # even 5 epochs learn the marginals roughly
-    assert m["privacy_dcr_synthetic_median"] > 0.0
     print(finished.render())
+    # fidelity: the marginals and pair trends of five epochs, near what the seeded run gets
+    assert m["fidelity_column_shapes"] == pytest.approx(
+        FAST_RUN["fidelity_column_shapes"], abs=0.03
+    )
+    assert m["fidelity_pair_trends"] == pytest.approx(FAST_RUN["fidelity_pair_trends"], abs=0.05)
+    # the quality score is the mean of the two, not a third measurement
+    assert m["fidelity_quality"] == pytest.approx(
+        (m["fidelity_column_shapes"] + m["fidelity_pair_trends"]) / 2, abs=1e-9
+    )
+    # utility against its baseline in the same run: a classifier trained on the real rows
+    # (TRTR, deterministic given the split) and one trained on the synthetic rows (TSTR)
+    assert m["utility_trtr_auc"] == pytest.approx(FAST_RUN["utility_trtr_auc"], abs=0.01)
+    assert m["utility_tstr_auc"] == pytest.approx(FAST_RUN["utility_tstr_auc"], abs=0.08)
+    # the synthetic rows keep a good part of the real rows' lift over chance (0.47 here)
+    lift = (m["utility_tstr_auc"] - 0.5) / (m["utility_trtr_auc"] - 0.5)
+    assert lift > 0.25, lift
+    # privacy: synthetic rows sit farther from the training rows than real held-out rows do,
+    # and none is a copy of a training row
+    assert m["privacy_dcr_ratio"] == pytest.approx(FAST_RUN["privacy_dcr_ratio"], abs=0.4)
+    assert m["privacy_dcr_ratio"] > 1.0
+    assert m["privacy_dcr_synthetic_median"] > m["privacy_dcr_holdout_median"] > 0.0
+    assert m["privacy_exact_copy_share"] == FAST_RUN["privacy_exact_copy_share"]
 
 
 def test_each_step_logged_a_nested_run(finished: RunSummary) -> None:
@@ -175,36 +193,3 @@ def test_bad_input_fails_at_prepare_and_registers_nothing(tmp_path: Path) -> Non
         "column 'hours_per_week' failed expect_column_to_exist"
         in parent.data.tags["genops.failure"]
     )
-
-
-def test_a_worse_candidate_is_not_promoted(finished: RunSummary, tmp_path: Path) -> None:
-    """Runs last in this module: it registers v2 against the same store."""
-    worse = tmp_path / "worse.yaml"
-    worse.write_text(
-        yaml.safe_dump(
-            {
-                "base": str(ADULT_FAST_CONFIG),
-                # an (almost) untrained synthesizer: its rows carry no signal for the label
-                "model": {"epochs": 1, "learning_rate": 1e-6},
-                # let it through the quality floors, so only the no-regression rule judges it
-                "blessing": {"min_metrics": {}},
-                "bias": {"synthetic": {"min_group_shape_score": None}},
-            }
-        )
-    )
-    second = run_local(
-        "tabular-synth",
-        str(worse),
-        tracking_uri=finished.tracking_uri,
-        pipeline_root=str(tmp_path / "kfp"),
-    )
-    assert second.outcome == "succeeded" and second.registered == "adult-synthesizer/2"
-    assert second.tags["genops.blessed"] == "false"
-    assert "genops.champion" not in second.tags  # no promotion, nothing deployed
-    client = mlflow.MlflowClient()
-    assert str(client.get_model_version_by_alias("adult-synthesizer", "champion").version) == "1"
-    assert str(client.get_model_version_by_alias("adult-synthesizer", "challenger").version) == "2"
-    v2 = client.get_model_version("adult-synthesizer", "2")
-    assert v2.tags["genops.blessing"].startswith("not blessed:")
-    assert "(regression)" in v2.tags["genops.blessing"]
-    assert "champion v1" in v2.tags["genops.blessing"]

@@ -80,22 +80,27 @@ class Browser:
         self.ids = itertools.count(1)
         self.devtools_port = devtools_port
 
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
+    def call(self, method: str, timeout: float = 60, **params: Any) -> dict[str, Any]:
         call_id = next(self.ids)
         self.ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
-        while True:
+        # Events (Page.*) arrive between the replies: skip them, but not for ever.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             message = json.loads(self.ws.recv())
             if message.get("id") == call_id:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return dict(message.get("result", {}))
+        raise AssertionError(f"{method}: no reply from Chromium within {timeout:.0f} s")
 
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         return result.get("result", {}).get("value")
 
+    TEXT = "document.body ? document.body.innerText : ''"
+
     def text(self) -> str:
-        return str(self.evaluate("document.body ? document.body.innerText : ''") or "")
+        return str(self.evaluate(Browser.TEXT) or "")
 
     def wait_for(self, expression: str, what: str, timeout: float = 90) -> Any:
         deadline = time.monotonic() + timeout
@@ -108,6 +113,26 @@ class Browser:
             f"{what}: not there after {timeout:.0f} s; page:\n{self.text()[:3000]}"
         )
 
+    def wait_until_settled(self, what: str, timeout: float = 30) -> str:
+        """Wait until the page is loaded, has no pending image and its text and layout stop
+        changing (the same over consecutive polls): late requests and re-layout are done."""
+        probe = (
+            "document.readyState === 'complete' && "
+            "[...document.images].every(i => i.complete) && "
+            "JSON.stringify([document.body.innerText, document.body.scrollHeight, "
+            "window.scrollY])"
+        )
+        deadline = time.monotonic() + timeout
+        last, same = None, 0
+        while time.monotonic() < deadline:
+            state = self.evaluate(probe)
+            same = same + 1 if state and state == last else 0
+            if same >= 2:
+                return self.text()
+            last = state
+            time.sleep(0.25)
+        raise AssertionError(f"{what}: still changing after {timeout:.0f} s")
+
     def open(self, url: str, expect: list[str], timeout: float = 90) -> str:
         """Navigate; wait until the page's visible text holds every string in ``expect``."""
         self.call("Page.navigate", url=url)
@@ -118,8 +143,7 @@ class Browser:
             "document.body.innerText.includes('MLflow Assistant') && "
             "[...document.querySelectorAll('button[aria-label=Close]')].forEach(b => b.click())"
         )
-        time.sleep(1.0)  # let late requests and re-layout settle before reading or a screenshot
-        return self.text()
+        return self.wait_until_settled(url)
 
     def scroll_to_text(self, pattern: str) -> None:
         """Scroll the first leaf element whose text matches the regex ``pattern`` to the top."""
@@ -133,7 +157,7 @@ class Browser:
         }})()"""
         )
         assert found, pattern
-        time.sleep(0.5)
+        self.wait_until_settled(f"scrolled to {pattern!r}")
 
     def click_artifact(self, name: str) -> None:
         """Click the visible node ``name`` in the run's artifact tree (folder or file)."""
@@ -148,19 +172,24 @@ class Browser:
         )
         assert clicked == 1, f"{clicked} visible artifact nodes named {name}"
 
-    def frame_texts(self) -> list[str]:
-        """The text of every out-of-process iframe (MLflow previews HTML in a sandboxed one)."""
+    def frame_values(self, expression: str) -> list[Any]:
+        """``expression`` evaluated in every out-of-process iframe (MLflow previews HTML in a
+        sandboxed one)."""
         url = f"http://127.0.0.1:{self.devtools_port}/json/list"
         with urllib.request.urlopen(url, timeout=10) as response:
             targets = [t for t in json.load(response) if t["type"] == "iframe"]
-        texts = []
+        values = []
         for target in targets:
             frame = Browser(target["webSocketDebuggerUrl"], self.devtools_port)
             try:
-                texts.append(frame.text())
+                values.append(frame.evaluate(expression))
             finally:
                 frame.close()
-        return texts
+        return values
+
+    def frame_texts(self) -> list[str]:
+        """The text of every out-of-process iframe."""
+        return [str(v or "") for v in self.frame_values(Browser.TEXT)]
 
     def wait_for_frame_text(self, needle: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
@@ -170,6 +199,22 @@ class Browser:
                 return found[0]
             time.sleep(0.5)
         raise AssertionError(f"no iframe shows {needle!r}; page:\n{self.text()[:3000]}")
+
+    def wait_for_frame_images(self, needle: str, timeout: float = 60) -> int:
+        """Wait until the iframe that shows ``needle`` is loaded and done with its images
+        (the report's inline charts); their number."""
+        probe = (
+            f"document.body && document.body.innerText.includes({json.dumps(needle)}) && "
+            "document.readyState === 'complete' && "
+            "[...document.images].every(i => i.complete) && document.images.length + 1"
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = [v for v in self.frame_values(probe) if isinstance(v, int) and v > 0]
+            if ready:
+                return ready[0] - 1
+            time.sleep(0.5)
+        raise AssertionError(f"the iframe showing {needle!r} did not finish loading")
 
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", format="png")["data"]
@@ -271,7 +316,8 @@ def open_report(
         f"document.body.innerText.includes({json.dumps(folder + '/report.html')})",
         "the preview header",
     )
-    time.sleep(1.5)  # the report's inline charts
+    browser.wait_for_frame_images(heading)  # the report's inline charts
+    browser.wait_until_settled("the report preview")
     browser.screenshot(shot)
     print(f"\nscreenshot: {shot}")
     return report

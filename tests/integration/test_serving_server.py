@@ -244,31 +244,44 @@ def test_concurrent_clients_get_every_answer_and_seeds_reproduce(server: Server)
 
 
 def test_health_answers_while_large_requests_are_sampled(server: Server) -> None:
-    results: list[tuple[int, int, float, float]] = []
+    """/health runs on the event loop, not in the sampling workers: it answers between the
+    moment the large requests go out and the moment the first one's rows come back. Checked
+    by the order of events, not by how long anything took (the cores are shared)."""
+    events: list[tuple[str, int]] = []  # ("sent" | "answered" | "health", index), in order
+    lock = threading.Lock()
+    results: dict[int, tuple[int, int]] = {}
+
+    def record(kind: str, index: int) -> None:
+        with lock:
+            events.append((kind, index))
 
     def big(seed: int) -> None:
-        started = time.monotonic()
+        record("sent", seed)
         response = generate(server, {"num_rows": MAX_ROWS, "seed": seed, "format": "columns"})
         rows = len(response.json()["data"]["age"]) if response.status_code == 200 else 0
-        results.append((response.status_code, rows, started, time.monotonic()))
+        results[seed] = (response.status_code, rows)
+        record("answered", seed)
 
     threads = [threading.Thread(target=big, args=(seed,)) for seed in range(3)]
     for thread in threads:
         thread.start()
-    checks: list[tuple[float, float]] = []  # (answered at, latency)
+    deadline = time.monotonic() + 180
+    checks = 0
     while any(t.is_alive() for t in threads):
-        started = time.monotonic()
-        assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
-        checks.append((time.monotonic(), time.monotonic() - started))
+        assert time.monotonic() < deadline, f"large requests still running after 180 s: {events}"
+        assert httpx.get(f"{server.url}/health", timeout=60).status_code == 200
+        checks += 1
+        record("health", checks)
         time.sleep(0.02)
     for thread in threads:
         thread.join()
-    assert [(status, rows) for status, rows, _, _ in results] == [(200, MAX_ROWS)] * 3
-    first_start = min(r[2] for r in results)
-    last_end = max(r[3] for r in results)
-    during = [latency for at, latency in checks if first_start < at < last_end]
-    assert during, f"no health check landed while sampling ({last_end - first_start:.2f} s)"
-    assert max(during) < 1.0, during
+    assert results == {seed: (200, MAX_ROWS) for seed in range(3)}
+    kinds = [kind for kind, _ in events]
+    last_sent = max(i for i, kind in enumerate(kinds) if kind == "sent")
+    first_answered = kinds.index("answered")
+    during = kinds[last_sent:first_answered].count("health")
+    # two or more: one could slip in before the requests reach the server
+    assert during >= 2, f"/health answered {during} time(s) while all three were sampled: {kinds}"
     assert server.process.poll() is None
 
 

@@ -125,10 +125,32 @@ def test_inverse_with_sigmas_adds_noise(fitted: TabularEncoder, frame: pd.DataFr
         fitted.inverse_transform(encoded, sigmas=[0.1])
 
 
-def test_transform_is_deterministic(frame: pd.DataFrame, fitted: TabularEncoder) -> None:
-    np.testing.assert_array_equal(fitted.transform(frame), fitted.transform(frame))
-    other = TabularEncoder(CATEGORICAL, CONTINUOUS, seed=0).fit(frame)
-    np.testing.assert_array_equal(other.transform(frame), fitted.transform(frame))
+def test_mode_draws_follow_the_posterior_and_the_seed(
+    frame: pd.DataFrame, fitted: TabularEncoder
+) -> None:
+    """Between the two modes of ``bimodal`` the mode is drawn, not picked: the draws follow
+    the posterior, and the encoder's seed (not a global generator) decides them."""
+    info = _info(fitted, "bimodal")
+    assert isinstance(info, ContinuousColumnInfo) and info.n_modes == 2
+    posterior = fitted._mode_posteriors(info, np.array([0.0]))[0]
+    assert 0.2 < posterior.min() < 0.5  # a real choice between the two modes at 0.0
+    between = pd.concat([frame] * 5, ignore_index=True).assign(bimodal=0.0)
+    start, width = fitted.column_offsets()["bimodal"]
+    encoded = fitted.transform(between)
+    modes = encoded[:, start + 1 : start + width]
+    assert (modes.sum(axis=1) == 1.0).all()
+    # 2,000 draws: the share of each mode is its posterior (binomial sd about 0.01)
+    np.testing.assert_allclose(modes.mean(axis=0), posterior, atol=0.05)
+    # the same encoder draws the same modes every time ...
+    np.testing.assert_array_equal(fitted.transform(between), encoded)
+    # ... and the same mixtures under another seed draw other ones
+    meta, arrays = fitted.to_state()
+    reseeded = TabularEncoder.from_state({**meta, "seed": meta["seed"] + 1}, arrays)
+    other = reseeded.transform(between)[:, start + 1 : start + width]
+    assert (other != modes).any(axis=1).mean() > 0.2
+    # refitting with the same seed gives the same mixtures, hence the same encoding
+    again = TabularEncoder(CATEGORICAL, CONTINUOUS, seed=0).fit(frame)
+    np.testing.assert_array_equal(again.transform(frame), fitted.transform(frame))
 
 
 def test_missing_column_named(frame: pd.DataFrame, fitted: TabularEncoder) -> None:
@@ -184,9 +206,43 @@ def test_state_round_trip(frame: pd.DataFrame, fitted: TabularEncoder, tmp_path:
     np.testing.assert_array_equal(unpickled.transform(frame), encoded)
 
 
-def test_large_column_subsampled_quickly() -> None:
+def test_mixture_of_a_large_column_is_fit_on_a_capped_seeded_subsample(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above ``_GMM_MAX_FIT_ROWS`` values the mixture sees a seeded subsample of that size
+    (what keeps fitting large tables affordable); the range and the encoding use every row."""
+    from sklearn.mixture import BayesianGaussianMixture
+
+    from genops.workloads.tabular.models import tabular_encoding
+
+    fitted_rows: list[int] = []
+
+    class SpyMixture(BayesianGaussianMixture):
+        def fit(self, X: np.ndarray, y: object = None) -> SpyMixture:
+            fitted_rows.append(len(X))
+            return super().fit(X, y)
+
+    monkeypatch.setattr(tabular_encoding, "BayesianGaussianMixture", SpyMixture)
+    cap = tabular_encoding._GMM_MAX_FIT_ROWS
     rng = np.random.default_rng(3)
-    df = pd.DataFrame({"x": rng.normal(size=30_000), "c": rng.choice(["a", "b"], 30_000)})
-    t = TabularEncoder(["c"], ["x"]).fit(df)
-    decoded = t.inverse_transform(t.transform(df))
-    np.testing.assert_allclose(decoded["x"], df["x"], atol=1e-3)
+    n = 6 * cap
+    df = pd.DataFrame({"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n)})
+    df.loc[0, "x"], df.loc[1, "x"] = -50.0, 50.0  # two outliers a subsample would likely miss
+    t = TabularEncoder(["c"], ["x"], seed=0).fit(df)
+    assert fitted_rows == [cap]
+    info = _info(t, "x")
+    assert isinstance(info, ContinuousColumnInfo)
+    assert (info.min, info.max) == (-50.0, 50.0)  # the range comes from every row
+    inner = df.iloc[2:]  # the outliers sit beyond any mode's reach; the rest round-trips
+    decoded = t.inverse_transform(t.transform(inner))
+    np.testing.assert_allclose(decoded["x"], inner["x"], atol=1e-3)
+    # the subsample is drawn from the encoder's seed: the same seed, the same mixture
+    same = TabularEncoder(["c"], ["x"], seed=0).fit(df)
+    np.testing.assert_array_equal(_info(same, "x").means, info.means)
+    # at or below the cap, every row is used
+    fitted_rows.clear()
+    TabularEncoder(["c"], ["x"], seed=0).fit(df.iloc[:cap])
+    assert fitted_rows == [cap]
+    fitted_rows.clear()
+    TabularEncoder(["c"], ["x"], seed=0).fit(df.iloc[: cap // 2])
+    assert fitted_rows == [cap // 2]

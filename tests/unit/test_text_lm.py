@@ -226,3 +226,66 @@ def test_request_caps_prompts_and_tokens() -> None:
         parse_text_request({"prompts": ["a", "b", "c"]}, max_prompts=2, context=64)
     ok = parse_text_request({"prompt": "a", "max_new_tokens": 63, "stop": "."}, 2, 64)
     assert ok.params.max_new_tokens == 63 and ok.params.stop == (".",)
+
+
+def test_tuning_trials_train_the_candidates_and_the_best_comes_back(tmp_path: Path) -> None:
+    """The text objective through the core's study: the validation loss is reported to the
+    pruner every evaluation, and a learning rate that cannot learn loses."""
+    from genops.core.config import parse_config
+    from genops.core.tuning.study import create_study, run_worker, summarize
+    from genops.workloads.text.documents import Document
+    from genops.workloads.text.steps import tuning_objective, write_documents
+
+    docs = [Document("x.txt", i + 1, t) for i, t in enumerate(CORPUS)]
+    write_documents(docs, tmp_path / "train.jsonl.gz")
+    write_documents(docs[:8], tmp_path / "valid.jsonl.gz")
+    config = parse_config(
+        {
+            "pipeline": "text-lm",
+            "dataset": {"name": "toy", "source": str(tmp_path), "format": "txt"},
+            "tokenizer": {"vocab_size": 300, "min_frequency": 1},
+            "model": {
+                "context": 32,
+                "n_layer": 1,
+                "n_head": 2,
+                "n_embd": 32,
+                "batch_size": 8,
+                "eval_every": 10,
+                "eval_batches": 2,
+                "warmup_steps": 2,
+                "time_budget_s": None,
+                "device": "cpu",
+            },
+            "tuning": {
+                "enabled": True,
+                "n_trials": 2,
+                "n_workers": 1,
+                "trial_epochs": 3,
+                "objective": {"report_every": 1},
+                "search_space": {
+                    "learning_rate": {"type": "float", "low": 1e-9, "high": 1e-2, "log": True}
+                },
+                "enqueue": [{"learning_rate": 5e-3}, {"learning_rate": 1e-9}],
+            },
+        }
+    )
+    objective, build = tuning_objective(
+        config, str(tmp_path / "train.jsonl.gz"), str(tmp_path / "valid.jsonl.gz"), {"epochs": 3}
+    )
+    storage = f"journal://{tmp_path / 'study.journal'}"
+    create_study(config.tuning, storage, "text")
+    histories: list[list[dict[str, float]]] = []
+    counts = run_worker(
+        config.tuning,
+        storage,
+        "text",
+        0,
+        objective,
+        build,
+        lambda n, p, state, v, h: histories.append(h),
+    )
+    # the hopeless trial is pruned or completes worse; every evaluation reaches the pruner
+    assert counts["complete"] >= 1 and counts["complete"] + counts["pruned"] == 2
+    assert len(histories[0]) == 3 and 1 <= len(histories[1]) <= 3  # evaluations of 10 steps
+    summary = summarize(config.tuning, storage, "text")
+    assert summary.best_params == {"learning_rate": 5e-3}

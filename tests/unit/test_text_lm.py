@@ -289,3 +289,87 @@ def test_tuning_trials_train_the_candidates_and_the_best_comes_back(tmp_path: Pa
     assert len(histories[0]) == 3 and 1 <= len(histories[1]) <= 3  # evaluations of 10 steps
     summary = summarize(config.tuning, storage, "text")
     assert summary.best_params == {"learning_rate": 5e-3}
+
+
+def test_wikitext_perplexity_covers_every_test_word_token() -> None:
+    """Blank lines are no documents, but their newlines are <eos> tokens of the published
+    count: the scored text is the whole test file, 245,569 word tokens."""
+    from genops.core.config import load_config
+    from genops.workloads.text.corpus import read_corpus
+    from genops.workloads.text.steps import scoring_lines
+    from tests.conftest import REPO
+
+    config = load_config(REPO / "pipelines" / "configs" / "wikitext.yaml")
+    test_docs = read_corpus(config.dataset)["test"]
+    lines = scoring_lines(config, test_docs)
+    assert len(lines) == 4_358 and lm.word_count(lines) == 245_569
+    assert lm.word_count([d.text for d in test_docs]) < 245_569  # what documents alone give
+
+
+def test_stream_holds_back_a_stop_string_and_matches_generate(
+    model: object, tokenizer: object
+) -> None:
+    greedy = lm.GenerationParams(max_new_tokens=16, temperature=0.0)
+    full = lm.generate(model, tokenizer, ["The"], greedy)[0]
+    if len(full) < 4:
+        pytest.skip("the untrained model stopped at once")
+    stop = full[2:4]  # a stop string that begins inside the text
+    params = lm.GenerationParams(max_new_tokens=16, temperature=0.0, stop=(stop,))
+    streamed = "".join(lm.stream_tokens(model, tokenizer, "The", params))
+    assert streamed == lm.generate(model, tokenizer, ["The"], params)[0] == full[:2]
+
+
+def test_seeded_generation_leaves_the_global_random_state(model: object, tokenizer: object) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    lm.generate(model, tokenizer, ["The"], lm.GenerationParams(max_new_tokens=4, seed=7))
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "a\ud800b"}, "prompts[0]: not valid Unicode"),
+        ({"prompt": "a", "stop": ["\udfff"]}, "stop[0]: not valid Unicode"),
+        ({"prompt": "a", "temperature": 1e-40}, "temperature: 1e-40 is below 0.01"),
+    ],
+)
+def test_text_the_model_cannot_take_is_a_400(body: dict[str, object], field: str) -> None:
+    with pytest.raises(RequestError, match="^" + re.escape(field)):
+        parse_text_request(body, max_prompts=4, context=64)
+
+
+def test_a_checkpoint_without_its_tokenizer_is_refused(model: object, tmp_path: Path) -> None:
+    from genops.core.config import parse_config
+    from genops.workloads.text.steps import build_candidate
+
+    model.save_pretrained(tmp_path / "ckpt")
+    config = parse_config(
+        {
+            "pipeline": "text-lm",
+            "dataset": {"name": "toy", "source": str(tmp_path), "format": "txt"},
+            "model": {"pretrained": str(tmp_path / "ckpt"), "lora": True},
+        }
+    )
+    with pytest.raises(ValueError, match=r"^model.pretrained: .* has no tokenizer.json"):
+        build_candidate(config, CORPUS, CORPUS[:4])
+
+
+def test_the_int8_release_is_blessed_only_within_its_limit() -> None:
+    from genops.core.config import parse_config
+
+    base = {"pipeline": "text-lm", "dataset": {"name": "toy", "source": "/x", "format": "txt"}}
+    on = parse_config(
+        {
+            **base,
+            "evaluation": {"max_quantized_increase": 0.03},
+            "blessing": {"max_metrics": {"word_perplexity": 300.0}},
+        }
+    )
+    assert on.blessing.max_metrics == {
+        "word_perplexity": 300.0,
+        "quantized_perplexity_increase": 0.03,
+    }
+    off = parse_config({**base, "evaluation": {"quantize": False}})
+    assert "quantized_perplexity_increase" not in off.blessing.max_metrics

@@ -184,3 +184,36 @@ def test_openai_smoke_test_against_a_stub() -> None:
             assert not failed.passed and "404" in failed.detail
         finally:
             server.shutdown()
+
+
+def test_one_failing_request_does_not_fail_its_batch(served: object) -> None:
+    adapter = served.adapter
+    run = adapter.batcher.run
+
+    def flaky(prompts: list[str], params: object) -> list[str]:
+        if "boom" in prompts:
+            raise RuntimeError("boom")
+        return run(prompts, params)
+
+    adapter.batcher.run = flaky
+    barrier = threading.Barrier(3)
+    outcomes: dict[str, str] = {}
+
+    def ask(prompt: str) -> None:
+        request = adapter.parse({"prompt": prompt, "max_new_tokens": 3}, 10)
+        barrier.wait()
+        try:
+            adapter.generate(request)
+            outcomes[prompt] = "ok"
+        except RuntimeError:
+            outcomes[prompt] = "failed"
+
+    try:
+        threads = [threading.Thread(target=ask, args=(p,)) for p in ("The", "boom", "She")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        adapter.batcher.run = run
+    assert outcomes == {"The": "ok", "boom": "failed", "She": "ok"}

@@ -155,9 +155,22 @@ class TextRunConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _text_defaults(cls, data: Any) -> Any:
-        return lay_section_defaults(
+        data = lay_section_defaults(
             data, {"blessing": TEXT_BLESSING_DEFAULTS, "tuning": TEXT_TUNING_DEFAULTS}
         )
+        if not isinstance(data, dict):
+            return data
+        # the released model is the int8 one when evaluation.quantize: bless it only when its
+        # perplexity rises at most evaluation.max_quantized_increase
+        ev = data.get("evaluation") or {}
+        if isinstance(ev, dict) and ev.get("quantize", True):
+            blessing = dict(data.get("blessing") or TEXT_BLESSING_DEFAULTS)
+            limits = dict(blessing.get("max_metrics") or {})
+            limits.setdefault(
+                "quantized_perplexity_increase", ev.get("max_quantized_increase", 0.02)
+            )
+            data = {**data, "blessing": {**blessing, "max_metrics": limits}}
+        return data
 
     @model_validator(mode="after")
     def _check_combinations(self) -> TextRunConfig:

@@ -103,6 +103,14 @@ def build_model(params: LMParams, eos_id: int = 0) -> Any:
     return GPT2LMHeadModel(config)
 
 
+def context_length(model: Any) -> int:
+    """The longest sequence the model takes (GPT-2's ``n_positions``, else
+    ``max_position_embeddings``)."""
+    config = model.config
+    value = getattr(config, "n_positions", None) or config.max_position_embeddings
+    return int(value)
+
+
 def load_pretrained(path: str | Path) -> Any:
     """A causal LM checkpoint saved with ``save_pretrained`` (a local folder)."""
     from transformers import AutoModelForCausalLM
@@ -174,7 +182,12 @@ def validation_loss(
     model: Any, stream: np.ndarray, context: int, batches: int, batch_size: int, device: Any
 ) -> float:
     """Mean token loss on fixed, evenly spaced windows of the validation stream."""
-    count = min(batches * batch_size, max(1, (len(stream) - context - 1)))
+    if len(stream) < context + 2:
+        raise ValueError(
+            f"the validation text has {len(stream)} tokens; it needs at least context + 2 "
+            f"({context + 2})"
+        )
+    count = min(batches * batch_size, len(stream) - context - 1)
     starts = np.linspace(0, len(stream) - context - 2, count).astype(np.int64)
     model.eval()
     losses = []
@@ -375,7 +388,7 @@ def generate(
     dev = device or next(model.parameters()).device
     eos = tokenizer.token_to_id(EOS)
     encoded = [tokenizer.encode(p or EOS, add_special_tokens=False).ids for p in prompts]
-    limit = model.config.n_positions - params.max_new_tokens
+    limit = context_length(model) - params.max_new_tokens
     encoded = [ids[-limit:] if limit > 0 else ids[-1:] for ids in encoded]
     width = max(len(e) for e in encoded)
     input_ids = torch.full((len(encoded), width), eos, dtype=torch.long)
@@ -393,7 +406,10 @@ def generate(
     }
     if sample:
         kwargs.update(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p)
-    with _GENERATE_LOCK, torch.inference_mode():
+    devices = [dev] if getattr(dev, "type", "cpu") == "cuda" else []
+    with _GENERATE_LOCK, torch.inference_mode(), torch.random.fork_rng(devices=devices):
+        # a seeded request draws from its own stream: the caller's (a training run's)
+        # random state is left as it was
         if params.seed is not None:
             torch.manual_seed(params.seed)
         out = model.generate(
@@ -403,37 +419,61 @@ def generate(
     return [_cut(t, params.stop) for t in texts]
 
 
+def _held_back(text: str, stop: Sequence[str]) -> int:
+    """How many trailing characters of ``text`` could still begin a stop string."""
+    keep = 0
+    for s in stop:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                keep = max(keep, k)
+                break
+    return keep
+
+
 def stream_tokens(
     model: Any, tokenizer: Any, prompt: str, params: GenerationParams, device: Any = None
 ) -> Iterator[str]:
-    """The continuation of one prompt, piece by piece as tokens are sampled (KV cache)."""
+    """The continuation of one prompt, piece by piece as tokens are sampled (KV cache). The
+    pieces join to what :func:`generate` returns for the same greedy request: text that could
+    begin a stop string is held back until it cannot, and a partial UTF-8 character waits."""
     dev = device or next(model.parameters()).device
     eos = tokenizer.token_to_id(EOS)
     ids = tokenizer.encode(prompt or EOS, add_special_tokens=False).ids
-    limit = max(1, model.config.n_positions - params.max_new_tokens)
+    limit = max(1, context_length(model) - params.max_new_tokens)
     ids = ids[-limit:]
-    generator = torch.Generator().manual_seed(params.seed if params.seed is not None else 0)
-    text_so_far, emitted, out_ids = "", 0, []
+    generator = torch.Generator()
+    if params.seed is not None:
+        generator.manual_seed(params.seed)
+    else:
+        generator.seed()
+    emitted, out_ids = 0, []
     past = None
     current = torch.tensor([ids], device=dev)
+    text = ""
+    stopped = False
     with torch.inference_mode():
         for _ in range(params.max_new_tokens):
             result = model(input_ids=current, past_key_values=past, use_cache=True)
             past = result.past_key_values
-            logits = result.logits[0, -1].float().cpu()
-            token = _sample(logits, params, generator)
+            token = _sample(result.logits[0, -1].float().cpu(), params, generator)
             if token == eos:
                 break
             out_ids.append(token)
-            text_so_far = tokenizer.decode(out_ids, skip_special_tokens=True)
-            cut = _cut(text_so_far, params.stop)
-            piece = cut[emitted:]
-            if piece and not piece.endswith("\ufffd"):  # wait for a whole UTF-8 character
-                emitted = len(cut)
-                yield piece
-            if cut != text_so_far:
-                break
+            text = tokenizer.decode(out_ids, skip_special_tokens=True)
+            cut = _cut(text, params.stop)
+            if cut != text:
+                text, stopped = cut, True
+            ready = len(text) - (0 if stopped else _held_back(text, params.stop))
+            while ready > emitted and text[ready - 1] == "\ufffd":
+                ready -= 1  # wait for the rest of a UTF-8 character
+            if ready > emitted:
+                yield text[emitted:ready]
+                emitted = ready
+            if stopped:
+                return
             current = torch.tensor([[token]], device=dev)
+    if len(text) > emitted:
+        yield text[emitted:]
 
 
 def _sample(logits: torch.Tensor, params: GenerationParams, generator: torch.Generator) -> int:
@@ -531,7 +571,7 @@ def save(model: Any, tokenizer: Any, directory: str | Path, quantize: bool = Fal
     PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token=EOS, eos_token=EOS, pad_token=EOS
     ).save_pretrained(directory / "model")
-    meta = {"quantize": quantize, "context": int(model.config.n_positions)}
+    meta = {"quantize": quantize, "context": context_length(model)}
     (directory / META_FILE).write_text(json.dumps(meta, indent=2))
     return directory
 

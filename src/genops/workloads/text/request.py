@@ -24,6 +24,7 @@ FIELDS = (
 )
 MAX_PROMPT_CHARS = 20_000
 MAX_STOP = 8
+MIN_TEMPERATURE = 0.01
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,28 @@ def _float(body: Mapping[str, Any], key: str, default: float, low: float, high: 
     return float(value)
 
 
+def _encodable(text: str, field: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(f"{field}: not valid Unicode text ({exc.reason})") from None
+
+
+def _temperature(body: Mapping[str, Any]) -> float:
+    """0 (greedy) or 0.01..5: a tinier temperature overflows the softmax."""
+    value = _float(body, "temperature", 1.0, 0.0, 5.0)
+    if 0.0 < value < MIN_TEMPERATURE:
+        raise RequestError(
+            f"temperature: {value} is below {MIN_TEMPERATURE}; use 0 for greedy decoding"
+        )
+    return value
+
+
 def parse_text_request(body: Mapping[str, Any], max_prompts: int, context: int) -> TextRequest:
     """``{"prompt": "..."}`` or ``{"prompts": [...]}`` with optional ``max_new_tokens``
     (1..context-1), ``temperature`` (0..5, 0 = greedy), ``top_k`` (0..1000, 0 = off),
-    ``top_p`` (0..1], ``seed``, ``stop`` (strings) and ``stream`` (one prompt only)."""
+    ``top_p`` (0..1], ``seed``, ``stop`` (strings) and ``stream`` (one prompt only). Prompts
+    and stop strings must be valid Unicode (a lone surrogate is refused)."""
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise RequestError(f"body: unknown field(s) {unknown[:5]}; expected {list(FIELDS)}")
@@ -72,6 +91,7 @@ def parse_text_request(body: Mapping[str, Any], max_prompts: int, context: int) 
             raise RequestError(f"prompts[{i}]: expected a string, got {type(prompt).__name__}")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise RequestError(f"prompts[{i}]: {len(prompt)} characters, limit {MAX_PROMPT_CHARS}")
+        _encodable(prompt, f"prompts[{i}]")
     stop = body.get("stop", [])
     if isinstance(stop, str):
         stop = [stop]
@@ -81,6 +101,8 @@ def parse_text_request(body: Mapping[str, Any], max_prompts: int, context: int) 
         or not all(isinstance(s, str) and 0 < len(s) <= 100 for s in stop)
     ):
         raise RequestError(f"stop: expected up to {MAX_STOP} non-empty strings")
+    for j, text in enumerate(stop):
+        _encodable(text, f"stop[{j}]")
     seed = body.get("seed")
     if seed is not None:
         seed = _int(body, "seed", 0, 0, 2**32 - 1)
@@ -91,7 +113,7 @@ def parse_text_request(body: Mapping[str, Any], max_prompts: int, context: int) 
         raise RequestError("stream: streams one prompt; send 'prompt', not several 'prompts'")
     params = GenerationParams(
         max_new_tokens=_int(body, "max_new_tokens", min(64, context - 1), 1, max(1, context - 1)),
-        temperature=_float(body, "temperature", 1.0, 0.0, 5.0),
+        temperature=_temperature(body),
         top_k=_int(body, "top_k", 50, 0, 1000),
         top_p=_float(body, "top_p", 1.0, 1e-6, 1.0),
         seed=seed,

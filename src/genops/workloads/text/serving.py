@@ -67,9 +67,15 @@ class _Batcher:
             for item in group:
                 item.result = texts[start : start + len(item.prompts)]
                 start += len(item.prompts)
-        except BaseException as exc:  # handed to every waiting request
-            for item in group:
-                item.error = exc
+        except BaseException as exc:
+            if len(group) == 1:
+                group[0].error = exc
+            else:  # one request's failure must not fail the others: each alone
+                for item in group:
+                    try:
+                        item.result = list(self.run(item.prompts, item.params))
+                    except BaseException as alone:
+                        item.error = alone
         finally:
             for item in group:
                 item.done.set()
@@ -135,8 +141,12 @@ class TextAdapter(ServingAdapter):
             pieces = lm.stream_tokens(
                 self.lm.model, self.lm.tokenizer, request.prompts[0], request.params
             )
-            for piece in pieces:
-                yield f"data: {json.dumps({'text': piece})}\n\n".encode()
+            try:
+                for piece in pieces:
+                    yield f"data: {json.dumps({'text': piece})}\n\n".encode()
+            except Exception as exc:  # the status line is sent: say so in the stream
+                error = json.dumps({"error": f"generation failed: {type(exc).__name__}"})
+                yield f"event: error\ndata: {error}\n\n".encode()
             yield b"data: [DONE]\n\n"
 
         return events()

@@ -203,20 +203,17 @@ def build_candidate(
     from genops.workloads.text import lm
 
     spec = config.model.model_validate({**config.model.model_dump(), **(params or {})})
+    lm.seed_everything(spec.seed)  # weights and LoRA adapters alike
     if spec.pretrained is not None:
         folder = _local_checkpoint(spec.pretrained)
         model = lm.load_pretrained(folder)
-        if tokenizer is None and (folder / "tokenizer.json").is_file():
-            from tokenizers import Tokenizer
-
-            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        tokenizer = _checkpoint_tokenizer(folder, model, spec.pretrained)
     if tokenizer is None:
         tokenizer = lm.train_tokenizer(
             list(train_texts), config.tokenizer.vocab_size, config.tokenizer.min_frequency
         )
     eos = tokenizer.token_to_id(lm.EOS)
     if spec.pretrained is None:
-        lm.seed_everything(spec.seed)
         model = lm.build_model(
             lm.LMParams(
                 vocab_size=tokenizer.get_vocab_size(),
@@ -230,7 +227,7 @@ def build_candidate(
         )
     elif spec.lora:
         model = lm.add_lora(model, spec.lora_r, spec.lora_alpha, spec.lora_dropout)
-    context = min(spec.context, int(model.config.n_positions))
+    context = min(spec.context, lm.context_length(model))
     spec = spec.model_copy(update={"context": context})
     return Candidate(
         model,
@@ -239,6 +236,31 @@ def build_candidate(
         lm.encode_stream(tokenizer, list(train_texts)),
         lm.encode_stream(tokenizer, list(validation_texts)),
     )
+
+
+def _checkpoint_tokenizer(folder: Path, model: Any, uri: str) -> Any:
+    """The tokenizer a checkpoint was trained with (``tokenizer.json``, Hugging Face's fast
+    tokenizer file): a new one would give its embeddings meaningless ids."""
+    from tokenizers import Tokenizer
+
+    from genops.workloads.text import lm
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise ValueError(
+            f"model.pretrained: {uri} has no tokenizer.json; save the checkpoint's tokenizer "
+            "beside it (tokenizer.save_pretrained(folder))"
+        )
+    tokenizer = Tokenizer.from_file(str(path))
+    size = int(model.get_input_embeddings().weight.shape[0])
+    if tokenizer.get_vocab_size() > size:
+        raise ValueError(
+            f"model.pretrained: {uri}: the tokenizer has {tokenizer.get_vocab_size()} tokens, "
+            f"the model's embeddings {size}"
+        )
+    if tokenizer.token_to_id(lm.EOS) is None:
+        raise ValueError(f"model.pretrained: {uri}: the tokenizer has no {lm.EOS} token")
+    return tokenizer
 
 
 def _local_checkpoint(uri: str) -> Path:
@@ -321,6 +343,7 @@ def train(
 
         def on_eval(step: int, point: dict[str, float]) -> None:
             mlflow.log_metrics({k: v for k, v in point.items() if k != "step"}, step=step)
+            candidate.model.eval()  # samples without dropout
             samples = lm.generate(
                 candidate.model,
                 candidate.tokenizer,
@@ -368,6 +391,20 @@ def train(
 # ---------------------------------------------------------------- evaluate
 
 
+def scoring_lines(config: TextRunConfig, test_docs: Sequence[Document]) -> list[str]:
+    """The test text perplexity is computed over. A line-per-paragraph corpus (WikiText) is
+    scored as its whole file, blank lines included: each line's newline is an ``<eos>`` of
+    the published word counts (245,569 tokens for WikiText-2's test split), and the corpus
+    reader keeps no blank line as a document. Other corpora: the test documents."""
+    from genops.workloads.text.corpus import _lines, _read_raw, _resolve
+
+    fmt, _ = _resolve(config.dataset)
+    sources = sorted({d.source for d in test_docs})
+    if fmt != "wikitext" or len(sources) != 1:
+        return texts(test_docs)
+    return [line or "" for line in _lines(_read_raw(sources[0]), sources[0], [])]
+
+
 def evaluate(
     config_path: str | Path,
     model_dir: str | Path,
@@ -399,14 +436,16 @@ def evaluate(
     ev = config.evaluation
     loaded = lm.load(Path(model_dir) / "lm", device=config.model.device, quantize=False)
     model, tokenizer = loaded.model, loaded.tokenizer
-    test_texts = texts(read_documents(test_path))
+    test_docs = read_documents(test_path)
+    test_texts = texts(test_docs)
+    scored = scoring_lines(config, test_docs)
     if ev.test_max_lines is not None:
-        test_texts = test_texts[: ev.test_max_lines]
+        test_texts, scored = test_texts[: ev.test_max_lines], scored[: ev.test_max_lines]
     train_texts = texts(read_documents(train_path))
     metrics: dict[str, float] = {}
     with step_run(tracking_uri, run_id, "evaluate"):
         started = time.perf_counter()
-        ppl = lm.perplexity(model, tokenizer, test_texts, loaded.context, config.model.device)
+        ppl = lm.perplexity(model, tokenizer, scored, loaded.context, config.model.device)
         metrics |= {
             "word_perplexity": ppl.word_perplexity,
             "neg_word_perplexity": -ppl.word_perplexity,
@@ -419,7 +458,7 @@ def evaluate(
         if ev.quantize:
             started = time.perf_counter()
             int8 = lm.quantize_dynamic_int8(model)
-            q = lm.perplexity(int8, tokenizer, test_texts, loaded.context, "cpu")
+            q = lm.perplexity(int8, tokenizer, scored, loaded.context, "cpu")
             metrics |= {
                 "word_perplexity_int8": q.word_perplexity,
                 "quantized_perplexity_increase": q.word_perplexity / ppl.word_perplexity - 1.0,
@@ -499,17 +538,19 @@ class TextObjective:
     def __init__(self, max_steps: int | None) -> None:
         self.max_steps = max_steps
         self.last_loss = math.inf
+        self.best_loss = math.inf
 
     def fit(self, model: Any, on_epoch_end: Callable[[int, dict[str, float]], None]) -> None:
         from genops.workloads.text import lm
 
         candidate: Candidate = model
+        rounds = iter(range(1_000_000))  # the pruner's step: one per evaluation
 
         def on_eval(step: int, point: dict[str, float]) -> None:
             self.last_loss = point["validation_loss"]
-            on_epoch_end(step // candidate.spec.eval_every - 1, point)
+            on_epoch_end(next(rounds), point)
 
-        lm.train(
+        result = lm.train(
             candidate.model,
             candidate.train_stream,
             candidate.validation_stream,
@@ -519,12 +560,13 @@ class TextObjective:
             on_eval=on_eval,
             progress=False,
         )
+        self.best_loss = result.best_validation_loss  # the weights train() keeps
 
     def intermediate(self, model: Any, seed: int) -> float:
         return -self.last_loss
 
     def final(self, model: Any, seed: int) -> dict[str, float]:
-        return {"objective": -self.last_loss, "validation_loss": self.last_loss}
+        return {"objective": -self.best_loss, "validation_loss": self.best_loss}
 
 
 def tuning_objective(

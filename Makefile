@@ -8,6 +8,7 @@ PIP     := $(VENV)/bin/pip
 STAMP   := $(VENV)/.genops-installed
 CONFIG  ?= pipelines/configs/adult.yaml
 PIPELINE ?= tabular-synth
+RUNNER  ?= subprocess
 ENV     ?= dev
 export GENOPS_HOME ?= $(CURDIR)/.genops
 export GX_ANALYTICS_ENABLED := false
@@ -28,20 +29,20 @@ help: ## list the targets
 venv: $(STAMP) ## create .venv with the pinned dependencies (constraints.txt)
 
 .PHONY: run
-run: $(STAMP) ## run the tabular-synth pipeline locally on Adult (CONFIG=... to change)
-	$(VENV)/bin/genops run $(PIPELINE) --config $(CONFIG)
+run: $(STAMP) ## run the tabular-synth pipeline locally on Adult (CONFIG=..., RUNNER=docker: in the images)
+	$(VENV)/bin/genops run $(PIPELINE) --config $(CONFIG) --runner $(RUNNER)
 
 .PHONY: run-fast
 run-fast: $(STAMP) ## a fast local run (3,000-row sample, 5 epochs)
-	$(VENV)/bin/genops run $(PIPELINE) --config pipelines/configs/adult-fast.yaml
+	$(VENV)/bin/genops run $(PIPELINE) --config pipelines/configs/adult-fast.yaml --runner $(RUNNER)
 
 .PHONY: run-image
 run-image: $(STAMP) ## run the image-diffusion pipeline on digits (default config)
-	$(VENV)/bin/genops run image-diffusion --config pipelines/configs/digits.yaml
+	$(VENV)/bin/genops run image-diffusion --config pipelines/configs/digits.yaml --runner $(RUNNER)
 
 .PHONY: run-image-fast
 run-image-fast: $(STAMP) ## a fast image run (60 images per class, 8 epochs)
-	$(VENV)/bin/genops run image-diffusion --config pipelines/configs/digits-fast.yaml
+	$(VENV)/bin/genops run image-diffusion --config pipelines/configs/digits-fast.yaml --runner $(RUNNER)
 
 .PHONY: run-text run-text-fast
 run-text: $(STAMP) ## run the text-lm pipeline on WikiText-2 (a GPT-2-style model, ~10 min of training on CPU)
@@ -124,11 +125,17 @@ platform: ## install cert-manager, KFP, KServe, autoscaler and the genops config
 # ---------------------------------------------------------------- images and the cluster
 KFP_NAMESPACE ?= kubeflow
 .PHONY: images push compile-cluster submit kfp-ui mlflow-ui-cluster
-images: ## build the component, CUDA training and MLflow images, tagged <version> (docker/build.sh)
-	docker/build.sh
+OFFLINE ?=
+IMAGES  ?=
+images: ## build every image (component, train-cuda, serving, mlflow), tagged <version>; OFFLINE=1: air-gapped; IMAGES="component ..." for some
+	$(if $(filter 1,$(OFFLINE)),docker/offline.sh for $(IMAGES) &&) GENOPS_OFFLINE=$(OFFLINE) docker/build.sh $(IMAGES)
 
 push: ## push the images to the ECR repositories of ENV (after make tf-apply and make images)
-	docker/push.sh $(ENV)
+	docker/push.sh $(ENV) $(IMAGES)
+
+.PHONY: test-containers
+test-containers: $(STAMP) ## build the images air-gapped, run adult-fast in containers, smoke-test the servers (needs Docker; 12 min cold here)
+	docker/test-containers.sh
 
 # Images by digest: k8s/scripts/mirror_images.sh ENV writes the lock the cluster compile reads.
 IMAGES_LOCK = k8s/platform/images/$(ENV).lock.json

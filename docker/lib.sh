@@ -3,8 +3,17 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Every image genops builds; the ECR repository of KIND is genops/KIND.
-KINDS=(component train-cuda mlflow)
+KINDS=(component train-cuda serving mlflow)
+DOCKER_EXPLICIT="${DOCKER:-}"
 DOCKER="${DOCKER:-docker}"
+# The air-gapped build's base image (docker/offline.sh base) and the pip and setuptools every
+# image installs (the Dockerfiles pin the same; pip freeze leaves them out of the lock).
+# shellcheck disable=SC2034  # used by the scripts that source this file
+OFFLINE_BASE="${GENOPS_OFFLINE_BASE:-genops/python-bookworm:3.11-debootstrap}"
+# shellcheck disable=SC2034
+PIP_VERSION=26.3
+# shellcheck disable=SC2034
+SETUPTOOLS_VERSION=84.2.1
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
@@ -29,6 +38,45 @@ load_version() {
   VERSION="$(sed -n 1p <<<"$out")"
   # shellcheck disable=SC2034
   COMMIT="$(sed -n 2p <<<"$out")"
+}
+
+# The wheelhouse sets (docker/offline.sh wheels) an air-gapped build of KIND reads.
+wheel_sets() {
+  case "$1" in
+    train-cuda) echo "common torch-cuda" ;;
+    mlflow) echo "common" ;;
+    *) echo "common torch-cpu" ;;
+  esac
+}
+
+# Size budget of KIND's image, in MB (docker/build.sh reports each image against it and fails
+# when one is over): the CPU images stay under 2 GB; the CUDA image carries ~4 GB of CUDA wheels
+# (6.0 GB measured with the text workload's packages).
+size_budget_mb() {
+  case "$1" in
+    component | serving) echo 2000 ;;
+    train-cuda) echo 6500 ;;
+    mlflow) echo 1200 ;;
+    *) echo 0 ;;
+  esac
+}
+
+# The Dockerfiles use BuildKit (RUN --mount). Docker >= 23 builds with it (buildx); an older
+# CLI with DOCKER_BUILDKIT=1; a newer CLI without its buildx plugin cannot, so another docker
+# on PATH (say Debian's 20.10 beside a static 2x CLI) is taken. DOCKER set: used as it is.
+use_buildkit() {
+  export DOCKER_BUILDKIT=1
+  [[ -n "${DOCKER_EXPLICIT:-}" ]] && return
+  "$DOCKER" buildx version >/dev/null 2>&1 && return
+  local cli major
+  while read -r cli; do
+    major="$("$cli" version --format '{{.Client.Version}}' 2>/dev/null | cut -d. -f1)" || continue
+    if [[ "$major" =~ ^[0-9]+$ && "$major" -lt 23 ]] || "$cli" buildx version >/dev/null 2>&1; then
+      DOCKER="$cli"
+      return
+    fi
+  done < <(type -ap docker)
+  die "no docker CLI here builds with BuildKit: install the buildx plugin (docker-buildx)"
 }
 
 check_kinds() {

@@ -1,17 +1,37 @@
 # genops CUDA training image: the component image with the CUDA build of torch, for the train
-# (and tune) steps, which run on the GPU nodes. Same packages and pins as component.Dockerfile.
-# Build from the repository root; docker/build.sh passes the version and commit:
+# (and tune) steps, which run on the GPU nodes. Same packages, pins and layers as
+# component.Dockerfile (tests/docker keeps them from drifting apart).
+# Build from the repository root with BuildKit; docker/build.sh passes the version and commit:
 #   docker build -f docker/train-cuda.Dockerfile --build-arg GENOPS_GIT_COMMIT=<sha> .
-# The same Python (3.11) as .venv and the lock; see docker/README.md.
+# Air-gapped (docker/build.sh with GENOPS_OFFLINE=1): the wheelhouse's common/ and torch-cuda/.
+# The node gives the driver; the NVIDIA device plugin sets NVIDIA_VISIBLE_DEVICES for the
+# container it gives a GPU (an image that set it to `all` would see every GPU of the node
+# wherever it ran). See docker/README.md.
+# checkov:skip=CKV_DOCKER_7:the base is ARG PYTHON_IMAGE, whose default pins python:3.11.15-slim-bookworm (tests/docker checks the pin); checkov does not resolve ARGs
+# checkov:skip=CKV_DOCKER_2:a KFP step image runs one command and exits; there is no service to check (the serving and mlflow images have a HEALTHCHECK)
 ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
 
-# ------------------------------------------------------------ build: a virtualenv in /opt/venv
-FROM ${PYTHON_IMAGE} AS build
+# ------------------------------------------------------------ requirements: pyproject's list
+# The [project] dependencies of pyproject.toml, one per line. BuildKit keys the next stage on
+# this file's content: editing the rest of pyproject.toml (tool settings, dev extras) reuses
+# the dependency layers.
+FROM ${PYTHON_IMAGE} AS requirements
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' >requirements.txt
+
+# ------------------------------------------------------------ deps: a virtualenv in /opt/venv
+# Only the lock and the requirements reach this stage, so a source change reuses it (and the
+# image layer that holds it).
+FROM ${PYTHON_IMAGE} AS deps
 # torch's CUDA build. On PyPI, torch 2.13.0 for Linux x86_64 *is* the CUDA 13.0 build: it pins
 # its CUDA user-space libraries (cuda-toolkit 13.0.3, cuDNN, NCCL, triton) as wheels, so the
 # image needs only the node's NVIDIA driver (>= 580 for CUDA 13). For an older driver, build
 # with TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 (or cu128): same torch release.
 ARG TORCH_INDEX_URL=https://pypi.org/simple
+# Empty: the package index. Air-gapped: PIP_NO_INDEX=1, PIP_FIND_LINKS=/wheels/<set> ...
+ARG PIP_NO_INDEX=
+ARG PIP_FIND_LINKS=
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -19,28 +39,43 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY constraints.txt docker/constraints-cuda.txt ./
+COPY --from=requirements /src/requirements.txt ./
 # pip and setuptools as in .venv (pip freeze leaves them out of the lock; torch needs
-# setuptools>=77). torch's version comes from the lock: -c constraints.txt pins it.
-RUN pip install "pip==26.3" "setuptools==84.2.1" \
- && pip install --no-deps --index-url "${TORCH_INDEX_URL}" -c constraints.txt torch
+# setuptools>=77). torch's version comes from the lock: -c constraints.txt pins it. Then the
+# requirements, under the lock; constraints-cuda.txt pins the CUDA
+# wheels torch brings (the lock was resolved without them).
+RUN --mount=type=bind,source=docker/wheelhouse,target=/wheels \
+    pip install "pip==26.3" "setuptools==84.2.1" \
+ && pip install --no-deps --index-url "${TORCH_INDEX_URL}" -c constraints.txt torch \
+ && pip install -c constraints.txt -c constraints-cuda.txt -r requirements.txt \
+ && pip check
+# Nothing a step runs: the packages' test suites and torch's C++ headers (no compiler here).
+RUN find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -exec rm -rf {} + \
+ && rm -rf /opt/venv/lib/python3.11/site-packages/torch/include \
+      /opt/venv/lib/python3.11/site-packages/torch/test
+
+# ------------------------------------------------------------ build: the genops package alone
+FROM deps AS build
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY components ./components
 COPY pipelines ./pipelines
-# constraints-cuda.txt pins the CUDA wheels torch brings (the lock was resolved without them).
-RUN pip install -c constraints.txt -c constraints-cuda.txt . \
- && pip check
+# Into /opt/genops (on PYTHONPATH), not the venv: its layer is the only one a commit changes.
+RUN pip install --no-deps --no-build-isolation --no-compile --target /opt/genops -c constraints.txt . \
+ && PYTHONPATH=/opt/genops pip check
 
 # ------------------------------------------------------------ runtime: no compiler, non-root
 FROM ${PYTHON_IMAGE} AS runtime
-ENV PATH=/opt/venv/bin:$PATH \
+ENV PATH=/opt/genops/bin:/opt/venv/bin:$PATH \
+    PYTHONPATH=/opt/genops \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/home/genops \
+    GENOPS_HOME=/tmp/genops \
     MPLCONFIGDIR=/tmp/matplotlib \
+    GIT_PYTHON_REFRESH=quiet \
     GX_ANALYTICS_ENABLED=false \
     MLFLOW_ENABLE_ASYNC_LOGGING=false \
-    NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 # /gcs, /minio and /s3: where the KFP launcher puts artifacts (KFP >= 2.3 mounts emptyDirs
 # there; owning them keeps older backends working for a non-root user).
@@ -49,18 +84,22 @@ RUN groupadd --system --gid 10001 genops \
       --shell /usr/sbin/nologin genops \
  && mkdir -p /gcs /minio /s3 \
  && chown genops:genops /gcs /minio /s3
-COPY --from=build /opt/venv /opt/venv
+COPY --from=deps /opt/venv /opt/venv
 # Configs and the data they name, so `--config pipelines/configs/...` runs as
 # /app/pipelines/configs/... (genops submit maps the path).
 WORKDIR /app
 COPY pipelines/configs ./pipelines/configs
 COPY data ./data
+COPY --from=build /opt/genops /opt/genops
 USER 10001:10001
 # Last, so that a new commit rebuilds only these layers.
 ARG GENOPS_VERSION=0.0.0
 ARG GENOPS_GIT_COMMIT=unknown
+ARG GENOPS_SOURCE=unknown
 ENV GENOPS_GIT_COMMIT=${GENOPS_GIT_COMMIT}
 LABEL org.opencontainers.image.title="genops-train-cuda" \
       org.opencontainers.image.description="genops KFP training image (CUDA torch)" \
       org.opencontainers.image.version="${GENOPS_VERSION}" \
-      org.opencontainers.image.revision="${GENOPS_GIT_COMMIT}"
+      org.opencontainers.image.revision="${GENOPS_GIT_COMMIT}" \
+      org.opencontainers.image.source="${GENOPS_SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"

@@ -4,6 +4,7 @@ No Docker, no cluster: each task is a Python subprocess of this interpreter; MLf
 SQLite database plus an artifact folder under ``$GENOPS_HOME`` (default ``./.genops``).
 """
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -94,21 +95,31 @@ def summarize(tracking_uri: str, run_id: str, seconds: float) -> RunSummary:
     )
 
 
+RUNNERS = ("subprocess", "docker")
+
+
 def run_local(
     pipeline: str,
     config: str,
     tracking_uri: str | None = None,
     pipeline_root: str | None = None,
+    runner: str = "subprocess",
     **arguments: Any,
 ) -> RunSummary:
     """Run ``pipeline`` locally; raises RuntimeError naming the failed task on failure, and
     ConfigError before anything runs when a local config is invalid or written for another
-    pipeline."""
+    pipeline.
+
+    ``runner="docker"`` runs every step in the images ``make images`` built (KFP's
+    DockerRunner, host network) and tracks to a local MLflow server it starts and stops
+    (pipelines/runners.py); the config must be one baked into the images or on ``s3://``.
+    """
+    if runner not in RUNNERS:
+        raise ValueError(f"runner {runner!r}: expected one of {', '.join(RUNNERS)}")
     if "://" not in config:  # an s3:// config is read by the start step
         from genops.core.config import load_config_for
 
         load_config_for(config, pipeline)
-    tracking_uri = tracking_uri or default_tracking_uri()
     root = Path(pipeline_root or genops_home() / "kfp-local")
     root.mkdir(parents=True, exist_ok=True)
     # Locally the components run in this interpreter (it holds genops and its pinned
@@ -116,15 +127,26 @@ def run_local(
     warnings.filterwarnings(
         "ignore", message="You may be attemping to run a task", category=RuntimeWarning
     )
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    started = time.perf_counter()
-    config_uri = config if "://" in config else str(Path(config).resolve())
-    task = get_pipeline(pipeline)(
-        config_uri=config_uri,
-        tracking_uri=tracking_uri,
-        pipeline_version=pipeline_version(),
-        git_commit=git_commit(),
-        **arguments,
-    )
-    run_id = str(task.output)
-    return summarize(tracking_uri, run_id, time.perf_counter() - started)
+    with contextlib.ExitStack() as stack:
+        if runner == "docker":
+            from pipelines.runners import container_config_uri, docker_runner
+
+            kfp_runner, tracking_uri = stack.enter_context(docker_runner(root))
+            config_uri = container_config_uri(config)
+        else:
+            kfp_runner = local.SubprocessRunner(use_venv=False)
+            tracking_uri = tracking_uri or default_tracking_uri()
+            config_uri = config if "://" in config else str(Path(config).resolve())
+        local.init(runner=kfp_runner, pipeline_root=str(root))
+        started = time.perf_counter()
+        task = get_pipeline(pipeline)(
+            config_uri=config_uri,
+            tracking_uri=tracking_uri,
+            pipeline_version=pipeline_version(),
+            git_commit=git_commit(),
+            **arguments,
+        )
+        run_id = str(task.output)
+        # inside the block: a docker run's MLflow server is still up
+        return summarize(tracking_uri, run_id, time.perf_counter() - started)
+    raise AssertionError("unreachable")

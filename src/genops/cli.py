@@ -34,7 +34,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.local import run_local
 
     try:
-        summary = run_local(args.pipeline, args.config, tracking_uri=args.tracking_uri)
+        summary = run_local(
+            args.pipeline, args.config, tracking_uri=args.tracking_uri, runner=args.runner
+        )
     except RuntimeError as exc:
         print(f"error: pipeline '{args.pipeline}' failed: {exc}", file=sys.stderr)
         print(
@@ -110,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--tracking-uri",
         default=None,
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./.genops/mlflow.db)",
+    )
+    run.add_argument(
+        "--runner",
+        choices=("subprocess", "docker"),
+        default="subprocess",
+        help="subprocess (default): steps in this interpreter; docker: steps in the images "
+        "`make images` built, tracked by a local MLflow server started for the run",
     )
     run.set_defaults(func=_cmd_run)
 

@@ -15,7 +15,7 @@ from genops.version import git_commit, pipeline_version
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "docker"
-KINDS = ("component", "train-cuda", "mlflow")
+KINDS = ("component", "train-cuda", "serving", "mlflow")
 ECR = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
 
 FAKE_DOCKER = """#!/usr/bin/env bash
@@ -36,7 +36,7 @@ echo ecr-password
 @pytest.fixture
 def outputs(tmp_path: Path) -> Path:
     """`terraform output -json` as the dev env writes it (only what the scripts read)."""
-    urls = {f"genops/{k}": f"{ECR}/genops/{k}" for k in (*KINDS, "serving")}
+    urls = {f"genops/{k}": f"{ECR}/genops/{k}" for k in KINDS}
     data = {
         "region": {"sensitive": False, "value": "us-west-2"},
         "ecr_repository_urls": {"sensitive": False, "value": urls},
@@ -85,7 +85,7 @@ def test_build_tags_every_image_with_the_version_and_passes_the_commit(
     result = run("build.sh", env=env)
     assert result.returncode == 0, result.stderr
     version, commit = pipeline_version(), git_commit()
-    builds = [c for c in calls(env) if c.startswith("docker build")]
+    builds = [c for c in calls(env) if c.startswith("docker build ")]
     assert len(builds) == len(KINDS)
     for kind, call in zip(KINDS, builds, strict=True):
         assert f"-f {REPO}/docker/{kind}.Dockerfile" in call
@@ -102,17 +102,49 @@ def test_build_one_image_with_extra_args(env: dict[str, str]) -> None:
     env["GENOPS_BUILD_ARGS"] = "--build-arg TORCH_INDEX_URL=https://example/whl/cu128"
     result = run("build.sh", "train-cuda", env=env)
     assert result.returncode == 0, result.stderr
-    (call,) = calls(env)
+    (call,) = (c for c in calls(env) if c.startswith("docker build "))
     assert "train-cuda.Dockerfile" in call
     assert "--build-arg TORCH_INDEX_URL=https://example/whl/cu128" in call
-    assert "-t registry" not in call, "no registry tag unless GENOPS_IMAGE_REGISTRY is set"
+    # the tag the compiled pipelines name (genops.version.image(), registry localhost:5000)
+    assert f"-t localhost:5000/genops/train-cuda:{pipeline_version()}" in call
+    assert "PIP_NO_INDEX" not in call and "PYTHON_IMAGE" not in call, "online by default"
+
+
+def test_offline_build_needs_the_base_image(env: dict[str, str]) -> None:
+    env["GENOPS_OFFLINE"] = "1"
+    env["FAKE_MISSING"] = "1"
+    result = run("build.sh", "component", env=env)
+    assert result.returncode != 0
+    assert "docker/offline.sh base" in result.stderr
+    assert not any(c.startswith("docker build ") for c in calls(env))
+
+
+def test_offline_build_takes_the_base_and_the_wheelhouse(env: dict[str, str]) -> None:
+    wheelhouse = REPO / "docker" / "wheelhouse"
+    if not all((wheelhouse / s / ".lock-hash").is_file() for s in ("common", "torch-cpu")):
+        pytest.skip("no wheelhouse here (docker/offline.sh wheels)")
+    env["GENOPS_OFFLINE"] = "1"
+    result = run("build.sh", "component", "mlflow", env=env)
+    assert result.returncode == 0, result.stderr
+    component, mlflow = (c for c in calls(env) if c.startswith("docker build "))
+    for call in (component, mlflow):
+        assert "--build-arg PYTHON_IMAGE=genops/python-bookworm:3.11-debootstrap" in call
+        assert "--build-arg PIP_NO_INDEX=1" in call
+    assert "--build-arg PIP_FIND_LINKS=/wheels/common /wheels/torch-cpu" in component
+    assert "--build-arg PIP_FIND_LINKS=/wheels/common " in mlflow + " "
+
+
+def test_offline_script_usage_and_unknown_set(env: dict[str, str]) -> None:
+    assert run("offline.sh", env=env).returncode == 2
+    result = run("offline.sh", "wheels", "torch-rocm", env=env)
+    assert result.returncode != 0 and "unknown wheel set 'torch-rocm'" in result.stderr
 
 
 def test_build_rejects_an_unknown_image(env: dict[str, str]) -> None:
     result = run("build.sh", "serving-gpu", env=env)
     assert result.returncode != 0
     assert "unknown image 'serving-gpu'" in result.stderr
-    assert calls(env) == []
+    assert not any(c.startswith("docker build ") for c in calls(env))
 
 
 def test_push_logs_in_to_ecr_then_tags_and_pushes_each_image(env: dict[str, str]) -> None:

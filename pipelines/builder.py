@@ -47,42 +47,31 @@ def tune_study(target: Target) -> Any:
         tracking_uri: str,
         run_id: str,
     ) -> dsl.Artifact:
-        return _tune_study_body(configure_task, config, train, validation, tracking_uri, run_id)
-
-    return study
-
-
-def _tune_study_body(
-    configure_task: Callable[..., PipelineTask],
-    config: Any,
-    train: Any,
-    validation: Any,
-    tracking_uri: str,
-    run_id: str,
-) -> Any:
-    setup = configure_task(tune_setup(config=config, tracking_uri=tracking_uri, run_id=run_id))
-    with dsl.ParallelFor(setup.outputs["Output"], name="tune-workers") as worker:
-        trials = configure_task(
-            tune_worker(
+        setup = configure_task(tune_setup(config=config, tracking_uri=tracking_uri, run_id=run_id))
+        with dsl.ParallelFor(setup.outputs["Output"], name="tune-workers") as worker:
+            trials = configure_task(
+                tune_worker(
+                    config=config,
+                    train=train,
+                    validation=validation,
+                    study=setup.outputs["study"],
+                    tracking_uri=tracking_uri,
+                    worker=worker,
+                ),
+                "gpu",
+            )
+        best = configure_task(
+            tune_summarize(
                 config=config,
-                train=train,
-                validation=validation,
                 study=setup.outputs["study"],
                 tracking_uri=tracking_uri,
-                worker=worker,
-            ),
-            "gpu",
+                run_id=run_id,
+                worker_results=dsl.Collected(trials.output),
+            )
         )
-    best = configure_task(
-        tune_summarize(
-            config=config,
-            study=setup.outputs["study"],
-            tracking_uri=tracking_uri,
-            run_id=run_id,
-            worker_results=dsl.Collected(trials.output),
-        )
-    )
-    return best.outputs["best_params"]
+        return best.outputs["best_params"]
+
+    return study
 
 
 def release_chain(

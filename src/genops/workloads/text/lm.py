@@ -331,7 +331,6 @@ def total_nll(
     with torch.inference_mode():
         for i in range(0, len(spans), batch_size):
             group = spans[i : i + batch_size]
-            length = min(context, len(ids) - group[0][0])
             windows = [ids[s : s + context] for s, _ in group]
             width = max(len(w) for w in windows)
             batch = np.full((len(windows), width), eos_id, dtype=np.int64)
@@ -339,7 +338,6 @@ def total_nll(
             for row, (w, (_, first)) in enumerate(zip(windows, group, strict=True)):
                 batch[row, : len(w)] = w
                 mask[row, first : len(w)] = True
-            del length
             tensor = torch.from_numpy(batch).to(device)
             logits = model(input_ids=tensor).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1)
@@ -545,14 +543,13 @@ def quantize_dynamic_int8(model: Any) -> Any:
 
 
 def _conv1d_to_linear(model: Any) -> Any:
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if type(child).__name__ == "Conv1D":
                 linear = torch.nn.Linear(child.weight.shape[0], child.weight.shape[1])
                 linear.weight.data = child.weight.data.t().contiguous()
                 linear.bias.data = child.bias.data.clone()
                 setattr(module, child_name, linear)
-        del name
     return model
 
 

@@ -258,6 +258,12 @@ def build_values(
         "KFP_DRIVER_IMAGE": images.upstream(f"ghcr.io/kubeflow/kfp-driver:{kfp}"),
         "KFP_LAUNCHER_IMAGE": images.upstream(f"ghcr.io/kubeflow/kfp-launcher:{kfp}"),
         "SERVING_IMAGE": images.genops(repos["genops/serving"], "genops/serving"),
+        "HF_SERVING_IMAGE": images.upstream(
+            f"kserve/huggingfaceserver:{versions['KSERVE_VERSION']}"
+        ),
+        "HF_SERVING_GPU_IMAGE": images.upstream(
+            f"kserve/huggingfaceserver:{versions['KSERVE_VERSION']}-gpu"
+        ),
         "POSTGRES_CLIENT_IMAGE": images.upstream(versions["POSTGRES_CLIENT_IMAGE"]),
         "NVIDIA_DEVICE_PLUGIN_IMAGE": images.upstream(
             f"nvcr.io/nvidia/k8s-device-plugin:{versions['NVIDIA_DEVICE_PLUGIN_VERSION']}"

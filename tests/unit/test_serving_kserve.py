@@ -82,9 +82,10 @@ def test_cpu_manifest_serves_the_mlflow_model_from_s3() -> None:
     assert predictor["serviceAccountName"] == "genops-model-server"
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 1)
     model = predictor["model"]
-    assert model["modelFormat"] == {"name": "mlflow"}
-    assert model["protocolVersion"] == "v2"
-    assert model["runtime"] == "genops-mlserver"
+    # The platform's runtime genops-server: genops serve, which speaks no KServe protocol.
+    assert model["modelFormat"] == {"name": "genops"}
+    assert "protocolVersion" not in model
+    assert model["runtime"] == "genops-server"
     assert model["storageUri"] == STORAGE
     assert model["resources"] == kserve.DEFAULT_RESOURCES
     assert "runtimeVersion" not in model
@@ -283,3 +284,35 @@ def test_readiness_is_judged_for_the_applied_generation() -> None:
     assert not is_ready(ready, 4)  # the old revision answers; the new one is not ready yet
     not_ready = {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
     assert not is_ready(not_ready) and not is_ready({})
+
+
+def test_the_defaults_name_the_runtime_the_platform_renders() -> None:
+    """kserve.py's defaults and k8s/platform/base/50-serving agree: the runtime's name, its
+    model format, where it reads the model and the port it serves on."""
+    template = Path(__file__).resolve().parents[2] / "k8s/platform/base/50-serving.yaml.tmpl"
+    docs = list(yaml.safe_load_all(template.read_text()))
+    (runtime,) = [d for d in docs if d["metadata"]["name"] == kserve.DEFAULT_RUNTIME]
+    assert runtime["kind"] == "ServingRuntime"
+    spec = runtime["spec"]
+    assert [f["name"] for f in spec["supportedModelFormats"]] == [kserve.MODEL_FORMAT]
+    assert "protocolVersions" not in spec and kserve.PROTOCOL_VERSION is None
+    (container,) = spec["containers"]
+    assert container["command"] == ["genops", "serve"]
+    assert f"--model-uri={kserve.MODEL_DIR}" in container["args"]
+    assert f"--port={kserve.SERVER_PORT}" in container["args"]
+    assert container["ports"][0]["containerPort"] == kserve.SERVER_PORT
+
+
+def test_the_endpoint_is_the_predictor_service_in_raw_deployment_mode() -> None:
+    from genops.core.serving.kserve import endpoint_url, predictor_url
+
+    assert predictor_url("adult-synthesizer", "genops-serving") == (
+        "http://adult-synthesizer-predictor.genops-serving.svc.cluster.local"
+    )
+    applied = render()
+    assert endpoint_url(applied) == predictor_url("adult-synthesizer", "genops-serving")
+    ready = {
+        **applied,
+        "status": {"address": {"url": "http://adult-synthesizer-predictor.genops-serving.svc/"}},
+    }
+    assert endpoint_url(ready) == "http://adult-synthesizer-predictor.genops-serving.svc"

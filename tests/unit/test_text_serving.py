@@ -147,7 +147,9 @@ def test_kserve_renders_the_hugging_face_runtime_and_checks_the_schema() -> None
         kserve.validate_manifest(manifest)
         model = manifest["spec"]["predictor"]["model"]
         assert model["modelFormat"] == {"name": "huggingface"}
-        assert model["runtime"] == "kserve-huggingfaceserver"
+        assert model["runtime"] == (  # k8s/platform/base/50-serving renders both
+            "genops-huggingfaceserver-gpu" if cfg.deploy.kserve.gpu else "genops-huggingfaceserver"
+        )
         assert model["storageUri"] == "s3://bucket/mlflow/1/models/m-1/artifacts/lm/model"
         assert backend in model["args"]
         assert manifest["spec"]["predictor"]["scaleMetric"] == "concurrency"

@@ -1,8 +1,13 @@
 """Cluster deployment target: a KServe ``InferenceService`` for a registered model version.
 
-The manifest serves the MLflow model directory straight from S3 with KServe's ``mlflow``
-model format, which the MLServer runtime serves over the Open Inference Protocol
-(``protocolVersion: v2``). :func:`render_inference_service` builds it as plain data,
+By default the manifest serves the MLflow model directory straight from S3 with the
+platform's ServingRuntime ``genops-server`` (k8s/platform/base/50-serving): KServe's storage
+initializer downloads ``storageUri`` into ``/mnt/models`` and the runtime runs genops' own
+model server there (``genops serve --model-uri=/mnt/models``, port 8080: ``/health``,
+``/metadata``, ``/generate``), the same server as the local target. Its model format is
+``genops`` and it speaks neither of KServe's inference protocols, so no ``protocolVersion``
+is set. In RawDeployment mode the predictor answers inside the cluster at
+:func:`predictor_url`. :func:`render_inference_service` builds the manifest as plain data,
 :func:`validate_manifest` checks it against the InferenceService CRD schema shipped in
 ``crds/`` (no cluster needed), :func:`to_yaml` prints it and :func:`apply` creates or
 replaces it through the Kubernetes API.
@@ -27,7 +32,9 @@ __all__ = [
     "KubernetesNotConfigured",
     "apply",
     "crd_schema",
+    "endpoint_url",
     "manifest_problems",
+    "predictor_url",
     "render_inference_service",
     "storage_uri_for",
     "to_yaml",
@@ -41,10 +48,13 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "InferenceService"
 CRD_FILE = "serving.kserve.io_inferenceservices.yaml"
 
-MODEL_FORMAT = "mlflow"
+# k8s/platform's ServingRuntime genops-server: `genops serve` in the genops serving image.
+MODEL_FORMAT = "genops"  # an MLflow pyfunc model whose python model is a genops workload's
 SCALE_METRICS = ("concurrency", "rps", "cpu", "memory")
-DEFAULT_RUNTIME = "genops-mlserver"  # k8s/platform's ServingRuntime: MLServer, genops image
-PROTOCOL_VERSION = "v2"
+DEFAULT_RUNTIME = "genops-server"
+PROTOCOL_VERSION: str | None = None  # genops serve speaks its own REST API, not v1/v2
+MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts storageUri
+SERVER_PORT = 8080  # the runtime's containerPort; KServe's Service maps port 80 to it
 DEFAULT_NAMESPACE = "genops-serving"
 DEFAULT_SERVICE_ACCOUNT = "genops-model-server"
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
@@ -130,7 +140,9 @@ def render_inference_service(
     ``limits`` (default :data:`DEFAULT_RESOURCES`); ``gpu`` adds one ``nvidia.com/gpu`` to the
     limits, a toleration for the GPU nodes' taint and their node selector.
     ``canary_traffic_percent`` (0..100) sends that share of traffic to this revision.
-    ``runtime_version`` pins the serving runtime's image tag. A workload may serve another
+    ``runtime_version`` replaces the runtime image's tag (KServe rewrites the text after the
+    image's last ':'; the platform's runtimes pull by digest, so leave it unset for them). A
+    workload may serve another
     ``model_format`` with another ``runtime`` and container ``args`` (the text model: the
     Hugging Face runtime, vLLM on GPU); ``scale_metric`` (concurrency, rps, cpu, memory) and
     ``scale_target`` set the autoscaler's target. Raises ``ValueError`` on any value KServe or
@@ -208,6 +220,23 @@ def render_inference_service(
         "metadata": metadata,
         "spec": {"predictor": predictor},
     }
+
+
+def predictor_url(name: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The in-cluster URL of an InferenceService's predictor in KServe's RawDeployment mode:
+    its Service ``<name>-predictor`` (port 80 -> the runtime's 8080). No Service is named
+    ``<name>`` itself in that mode (KServe v0.15.2 raw ingress reconciler)."""
+    return f"http://{name}-predictor.{namespace}.svc.cluster.local"
+
+
+def endpoint_url(obj: Mapping[str, Any]) -> str:
+    """Where a Ready InferenceService answers inside the cluster: ``status.address.url``
+    (KServe writes the predictor Service's host there), else :func:`predictor_url`."""
+    address = ((obj.get("status") or {}).get("address") or {}).get("url")
+    if isinstance(address, str) and address:
+        return address.rstrip("/")
+    meta = obj.get("metadata") or {}
+    return predictor_url(str(meta.get("name")), str(meta.get("namespace") or DEFAULT_NAMESPACE))
 
 
 def resolve_storage_uri(uri: str, artifacts_destination: str | None) -> str:

@@ -26,6 +26,23 @@ class TextWorkload(Workload):
         "memorised_share_holdout",
     )
 
+    def local_sources(self, config: Any) -> list[Any]:
+        """The corpus, and a local checkpoint to fine-tune (relative: to the working
+        directory, as the train step reads it)."""
+        from pathlib import Path
+
+        from genops.core.workload import LocalSource, is_local_path
+
+        found = super().local_sources(config)
+        if is_local_path(config.model.pretrained):
+            found.append(LocalSource(("model", "pretrained"), str(Path(config.model.pretrained))))
+        return found
+
+    def model_card_facts(self, config: Any, run: Any) -> Any:
+        from genops.workloads.text.card import card_facts
+
+        return card_facts(config, run)
+
     def tuning_objective(
         self, config: Any, train_path: str, validation_path: str, budget: dict[str, Any]
     ) -> tuple[TrialObjective, Callable[[dict[str, Any]], Any]]:
@@ -47,7 +64,7 @@ class TextWorkload(Workload):
         return {
             "storage_uri": f"{storage_uri.rstrip('/')}/artifacts/lm/model",
             "model_format": "huggingface",
-            "runtime": "kserve-huggingfaceserver",
+            "runtime": "genops-huggingfaceserver-gpu" if gpu else "genops-huggingfaceserver",
             "protocol_version": None,
             "args": [
                 f"--model_name={config.model_name}",

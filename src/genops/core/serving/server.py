@@ -23,6 +23,27 @@ servers run the same registered model; ``benchmarks/bench_serving.py`` compares 
 
 Generation runs in a worker thread, so ``/health`` answers while a large request is being
 generated; the adapters' models do not mutate on sampling, so no lock is taken.
+
+Bad input is a 4xx, never a 500, and the keep-alive connection stays usable after it:
+
+- a body over ``max_body_bytes`` (1 MiB by default) is 413, told from ``Content-Length``
+  before any byte is read, or counted while a chunked body is read;
+- a content type other than JSON (``text/plain``) is 415; no content type is read as JSON;
+- the JSON is decoded strictly (:func:`genops.core.serving.request.decode_json`): nesting
+  deeper than 32, duplicate keys, ``NaN``, ``1e400`` or a 5,000-digit integer are a 400 that
+  names the field; a fractional seed or row count is a 400 too;
+- error messages quote at most a short excerpt of the input.
+
+Every error is answered by the handler itself (an exception that reached uvicorn would close
+the connection); the unread rest of a refused body is drained by uvicorn before the next
+request on the connection.
+
+Serving follows the registry: a server started on ``models:/<name>@<alias>`` checks the alias
+every ``follow_interval`` seconds (``--follow-interval``, default 30, 0 = never) and, when
+it has moved (a promotion, a rollback), loads the new version in a background thread and
+swaps it in at once: a request in flight finishes on the model it started with, the next
+one gets the new model. ``/metadata`` reports the version being served, its current
+aliases, the alias followed and the last check.
 """
 
 from __future__ import annotations
@@ -30,23 +51,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
-from collections.abc import AsyncIterator, Sequence
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import mlflow
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect
 
-from genops.core.serving.request import DEFAULT_MAX_ROWS, CannotServe, RequestError
+from genops.core.serving.options import (
+    DEFAULT_FOLLOW_INTERVAL,
+    DEFAULT_MAX_BODY_BYTES,
+    add_hardening_arguments,
+    parse_models_uri,
+)
+from genops.core.serving.request import (
+    DEFAULT_MAX_ROWS,
+    CannotServe,
+    RequestError,
+    decode_json,
+    excerpt,
+)
 from genops.core.workload import ServingAdapter, get_workload
 from genops.paths import default_tracking_uri
 
 __all__ = [
+    "AliasFollower",
     "ServedModel",
     "build_parser",
     "create_app",
@@ -60,8 +98,11 @@ __all__ = [
 LINEAGE_TAGS = ("genops.dataset_hash", "genops.git_commit", "genops.pipeline_version")
 MAX_ROWS_ENV = "GENOPS_MAX_ROWS"
 TORCH_THREADS_ENV = "GENOPS_TORCH_THREADS"  # also what TVAESynthesizer.fit reads
+#: The longest error message the server sends (a backstop: the checks quote excerpts).
+MAX_ERROR_CHARS = 2000
 
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+_JSON_TYPE = re.compile(r"^\s*application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
+log = logging.getLogger("genops.serving")
 
 
 @dataclass
@@ -80,8 +121,8 @@ def resolve_model_version(model_uri: str) -> dict[str, Any]:
     Other URIs (``runs:/``, a local path) are not registered versions: name and version are
     None. Uses the current MLflow registry URI.
     """
-    match = _MODELS_URI.match(model_uri)
-    if match is None:
+    parsed = parse_models_uri(model_uri)
+    if parsed is None:
         return {
             "name": None,
             "version": None,
@@ -91,11 +132,11 @@ def resolve_model_version(model_uri: str) -> dict[str, Any]:
             "run_id": None,
         }
     client = mlflow.MlflowClient()
-    name = match["name"]
-    if match["alias"] is not None:
-        version = client.get_model_version_by_alias(name, match["alias"])
-    elif match["version"] is not None and match["version"].isdigit():
-        version = client.get_model_version(name, match["version"])
+    name, alias, number = parsed
+    if alias is not None:
+        version = client.get_model_version_by_alias(name, alias)
+    elif number is not None and number.isdigit():
+        version = client.get_model_version(name, number)
     else:
         raise ValueError(
             f"{model_uri}: use models:/<name>@<alias> or models:/<name>/<version number>"
@@ -115,21 +156,32 @@ def _schema_dict(schema: Any) -> list[dict[str, Any]] | None:
 
 
 def load_served_model(model_uri: str, tracking_uri: str | None = None) -> ServedModel:
-    """Load the pyfunc model, pick its workload's adapter, collect its registry metadata."""
+    """Load the pyfunc model, pick its workload's adapter, collect its registry metadata.
+
+    An alias is resolved first and that version is loaded (``models:/<name>/<version>``), so
+    the version ``/metadata`` reports is the one loaded even if the alias moves meanwhile."""
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    pyfunc = mlflow.pyfunc.load_model(model_uri)
+    registered = resolve_model_version(model_uri)
+    parsed = parse_models_uri(model_uri)
+    alias = parsed[1] if parsed is not None else None
+    load_uri = (
+        f"models:/{registered['name']}/{registered['version']}"
+        if registered["version"] is not None
+        else model_uri
+    )
+    pyfunc = mlflow.pyfunc.load_model(load_uri)
     python_model = pyfunc.unwrap_python_model()
     workload = getattr(python_model, "workload", None)
     if not isinstance(workload, str):
         raise TypeError(f"{model_uri} is not a genops model (its python model names no workload)")
     adapter = get_workload(workload).serving_adapter(python_model, pyfunc)
-    registered = resolve_model_version(model_uri)
     tags = registered.pop("tags")
     meta = pyfunc.metadata
     metadata = {
         "model_uri": model_uri,
         **registered,
+        "alias": alias,
         "workload": workload,
         "tags": {key: tags.get(key) for key in LINEAGE_TAGS},
         "all_tags": tags,
@@ -141,15 +193,159 @@ def load_served_model(model_uri: str, tracking_uri: str | None = None) -> Served
     return ServedModel(model_uri, pyfunc, adapter, metadata)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+class _Slot:
+    """The model being served: replaced whole (one assignment) when the alias moves, so a
+    request reads it once and keeps that model to the end."""
+
+    def __init__(self, served: ServedModel) -> None:
+        self.served = served
+        self.follow: dict[str, Any] | None = None
 
 
-def _decode(raw: bytes) -> Any:
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+class AliasFollower:
+    """Keeps a server on ``models:/<name>@<alias>`` serving the alias's version.
+
+    Every ``interval`` seconds a background thread asks the registry which version the
+    alias points at; when it differs from the served one, the new version is loaded in that
+    thread (requests go on being answered by the old model) and swapped in. A version that
+    failed to load is not tried again until the alias moves on; an alias that was removed
+    leaves the last version served, and ``/metadata`` says so."""
+
+    def __init__(
+        self,
+        slot: _Slot,
+        model_uri: str,
+        interval: float,
+        loader: Callable[[str], ServedModel] = load_served_model,
+    ) -> None:
+        parsed = parse_models_uri(model_uri)
+        if parsed is None or parsed[1] is None:
+            raise ValueError(f"{model_uri}: only models:/<name>@<alias> can be followed")
+        if interval <= 0:
+            raise ValueError(f"follow interval must be > 0 seconds, got {interval}")
+        self.slot, self.model_uri, self.interval, self.loader = slot, model_uri, interval, loader
+        self.name, self.alias = parsed[0], parsed[1]
+        self.failed: str | None = None  # a version that failed to load
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state("serving the alias's version", str(slot.served.metadata.get("version")))
+
+    def _state(self, status: str, alias_version: str | None, error: str | None = None) -> None:
+        self.slot.follow = {
+            "alias": self.alias,
+            "interval_s": self.interval,
+            "alias_version": alias_version,
+            "status": status,
+            "checked_at": _now(),
+            "error": error,
+        }
+
+    def _refresh_aliases(self) -> None:
+        served = self.slot.served
+        try:
+            version = mlflow.MlflowClient().get_model_version(self.name, served.metadata["version"])
+        except Exception:  # the version itself is gone: say nothing rather than guess
+            return
+        aliases = sorted(getattr(version, "aliases", []) or [])
+        if aliases != served.metadata.get("aliases"):
+            self.slot.served = replace(served, metadata={**served.metadata, "aliases": aliases})
+
+    def check(self) -> str:
+        """One look at the registry; loads and swaps when the alias moved. Returns the
+        status it recorded (also in ``/metadata``'s ``follow``)."""
+        served = str(self.slot.served.metadata.get("version"))
+        try:
+            target = str(
+                mlflow.MlflowClient().get_model_version_by_alias(self.name, self.alias).version
+            )
+        except Exception as exc:
+            self._refresh_aliases()
+            status = f"alias {self.alias} not set: still serving v{served}"
+            self._state(status, None, excerpt(str(exc), 300))
+            return status
+        if target == served:
+            self.failed = None
+            status = "serving the alias's version"
+            self._state(status, target)
+            return status
+        self._refresh_aliases()
+        if target == self.failed:
+            status = f"v{target} failed to load: still serving v{served}"
+            self._state(status, target, self.slot.follow.get("error") if self.slot.follow else None)
+            return status
+        self._state(f"loading v{target}; serving v{served}", target)
+        log.info("%s@%s moved to v%s: loading it", self.name, self.alias, target)
+        try:
+            new = self.loader(self.model_uri)
+        except Exception as exc:
+            self.failed = target
+            status = f"v{target} failed to load: still serving v{served}"
+            self._state(status, target, excerpt(f"{type(exc).__name__}: {exc}", 300))
+            log.error("%s@%s: v%s failed to load: %s", self.name, self.alias, target, exc)
+            return status
+        self.slot.served = new  # the swap: one assignment
+        loaded = str(new.metadata.get("version"))
+        self.failed = None
+        log.info("%s@%s: now serving v%s (was v%s)", self.name, self.alias, loaded, served)
+        status = f"swapped v{served} -> v{loaded}"
+        self._state(status, loaded)
+        return status
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception as exc:  # never let the follower die silently
+                self._state("check failed", None, excerpt(f"{type(exc).__name__}: {exc}", 300))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="genops-follow", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def _error(status: int, message: str) -> Response:
+    """A JSON error whose message is cut to MAX_ERROR_CHARS; ASCII-escaped, so a lone
+    surrogate from the request cannot break the rendering."""
+    if len(message) > MAX_ERROR_CHARS:
+        message = f"{message[:MAX_ERROR_CHARS]}... (cut)"
+    body = json.dumps({"error": message}, ensure_ascii=True).encode()
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _internal(exc: BaseException) -> Response:
+    log.error("internal error: %s: %s", type(exc).__name__, exc, exc_info=exc)
+    return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes | Response:
+    """The body, or the 415/413 answer. The size is told from Content-Length before any
+    byte is read; a chunked body is counted as it arrives and refused past the cap."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _JSON_TYPE.match(content_type):
+        return _error(415, f"content-type: expected application/json, got {excerpt(content_type)}")
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > max_bytes:
+        return _error(413, f"body: {int(length):,} bytes; at most {max_bytes:,}")
+    chunks: list[bytes] = []
+    size = 0
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(f"body: not valid JSON: {exc}") from exc
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                return _error(413, f"body: more than {max_bytes:,} bytes; at most {max_bytes:,}")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return _error(400, "body: the client went away before sending all of it")
+    return b"".join(chunks)
 
 
 def create_app(
@@ -158,18 +354,33 @@ def create_app(
     max_rows: int = DEFAULT_MAX_ROWS,
     served: ServedModel | None = None,
     sample_workers: int | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    follow_interval: float = 0.0,
 ) -> FastAPI:
     """The FastAPI app; loads the model now (pass ``served`` to reuse a loaded one).
 
     ``sample_workers`` threads sample (default: asyncio's default executor size, CPUs + 4,
-    at most 32); further requests wait for a free one.
+    at most 32); further requests wait for a free one. ``follow_interval`` > 0 on a
+    ``models:/<name>@<alias>`` URI follows the alias (see :class:`AliasFollower`); the
+    follower runs while the app's lifespan does (uvicorn, or a TestClient used as a
+    context manager).
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be >= 1, got {max_rows}")
     if sample_workers is not None and sample_workers < 1:
         raise ValueError(f"sample_workers must be >= 1, got {sample_workers}")
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
+    if follow_interval < 0:
+        raise ValueError(f"follow_interval must be >= 0, got {follow_interval}")
     workers = sample_workers or min(32, (os.cpu_count() or 1) + 4)
-    model = served if served is not None else load_served_model(model_uri, tracking_uri)
+    slot = _Slot(served if served is not None else load_served_model(model_uri, tracking_uri))
+    parsed = parse_models_uri(model_uri)
+    follower = (
+        AliasFollower(slot, model_uri, follow_interval)
+        if follow_interval > 0 and parsed is not None and parsed[1] is not None
+        else None
+    )
     # A plain executor, not Starlette's run_in_threadpool (anyio worker threads): measured on
     # a busy 2-core machine, one client, 100-row requests to a small model, p50 32 ms through
     # anyio against 6 ms through asyncio's executor, the same code otherwise.
@@ -177,22 +388,27 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
             executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="genops generative model",
         description=__doc__,
-        version=str(model.metadata.get("version") or "unregistered"),
+        version=str(slot.served.metadata.get("version") or "unregistered"),
         lifespan=lifespan,
     )
-    app.state.served = model
+    app.state.slot = slot
+    app.state.follower = follower
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        return _internal(exc)
 
     # health and metadata run on the event loop, not in the worker threads: they answer
     # even when every worker is busy sampling.
@@ -201,23 +417,34 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/metadata")
-    async def metadata() -> dict[str, Any]:
+    async def metadata() -> Response:
         import torch
 
-        return {
-            **model.metadata,
+        body = {
+            **slot.served.metadata,
+            "follow": slot.follow,
             "max_rows": max_rows,
+            "max_body_bytes": max_body_bytes,
             "torch_threads": torch.get_num_threads(),
             "sample_workers": workers,
         }
+        return Response(json.dumps(body, default=str).encode(), media_type="application/json")
 
     @app.post("/generate")
     async def generate(http_request: Request) -> Response:
+        # Every answer comes from here, 500 included: an exception raised to uvicorn would
+        # close the keep-alive connection.
+        model = slot.served  # this request's model, whatever swap happens meanwhile
+        raw = await _read_body(http_request, max_body_bytes)
+        if isinstance(raw, Response):
+            return raw
         try:
-            request = model.adapter.parse(_decode(await http_request.body()), max_rows)
+            request = model.adapter.parse(decode_json(raw), max_rows)
+            events = model.adapter.stream(request)
         except RequestError as exc:
             return _error(400, str(exc))
-        events = model.adapter.stream(request)
+        except Exception as exc:
+            return _internal(exc)
         if events is not None:  # Starlette iterates it in a worker thread
             return StreamingResponse(events, media_type="text/event-stream")
         try:
@@ -229,6 +456,8 @@ def create_app(
             return _error(400, str(exc))
         except CannotServe as exc:
             return _error(422, str(exc))
+        except Exception as exc:
+            return _internal(exc)
         return Response(body, media_type="application/json")
 
     return app
@@ -244,6 +473,8 @@ def serve(
     access_log: bool = True,
     torch_threads: int | None = 1,
     sample_workers: int | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    follow_interval: float = DEFAULT_FOLLOW_INTERVAL,
 ) -> None:
     """Load the model and serve it with uvicorn until interrupted (one process).
 
@@ -252,8 +483,14 @@ def serve(
     worker threads, and on a busy 2-core machine two intra-op threads per request made
     100-row requests from a single client about 4x slower, and a 50,000-row sample 3x
     slower, than one thread did.
+
+    While it runs, the server is listed in ``$GENOPS_HOME/serving/servers/<pid>.json``
+    (its URL, model URI and follow interval), which ``genops rollback`` and ``genops
+    promote`` read to say which local servers a move of the alias reaches.
     """
     import uvicorn
+
+    from genops.core.serving.deploy import forget_server, record_server
 
     if torch_threads is not None:
         if torch_threads < 1:
@@ -261,9 +498,35 @@ def serve(
         import torch
 
         torch.set_num_threads(torch_threads)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(message)s")
     app = create_app(
-        model_uri, tracking_uri=tracking_uri, max_rows=max_rows, sample_workers=sample_workers
+        model_uri,
+        tracking_uri=tracking_uri,
+        max_rows=max_rows,
+        sample_workers=sample_workers,
+        max_body_bytes=max_body_bytes,
+        follow_interval=follow_interval,
     )
+    follows = follow_interval if app.state.follower is not None else 0.0
+    inner = app.router.lifespan_context
+
+    # Listed while the app runs: uvicorn re-raises SIGTERM after its shutdown, so code after
+    # uvicorn.run would not run; the lifespan's end does.
+    @asynccontextmanager
+    async def listed(a: Any) -> AsyncIterator[Any]:
+        try:
+            record = record_server(os.getpid(), f"http://{host}:{port}", model_uri, follows)
+        except OSError as exc:  # a read-only home (a container): serve all the same
+            log.warning("not listed for genops rollback (%s)", exc)
+            record = None
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            if record is not None:
+                forget_server(record)
+
+    app.router.lifespan_context = listed
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
 
 
@@ -290,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"largest num_rows a request may ask for (default ${MAX_ROWS_ENV} or "
         f"{DEFAULT_MAX_ROWS})",
     )
+    add_hardening_arguments(parser)
     parser.add_argument(
         "--torch-threads",
         type=int,
@@ -319,6 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=not args.no_access_log,
         torch_threads=args.torch_threads,
         sample_workers=args.sample_workers,
+        max_body_bytes=args.max_body_bytes,
+        follow_interval=args.follow_interval,
     )
     return 0
 

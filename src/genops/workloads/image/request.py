@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from genops.core.serving.request import RequestError
+from genops.core.serving.request import InvalidNumber, RequestError, check_int, check_seed, excerpt
 
 REQUEST_FIELDS = ("classes", "counts", "steps", "guidance", "seed", "format")
 FORMATS = ("png", "array")
@@ -32,29 +32,23 @@ class ImageRequest:
 def _class_index(value: Any, class_names: Sequence[str], field: str) -> int:
     name = str(value)
     if isinstance(value, bool) or name not in class_names:
-        raise RequestError(f"{field}: unknown class {value!r}; known: {list(class_names)}")
+        raise RequestError(f"{field}: unknown class {excerpt(value)}; known: {list(class_names)}")
     return list(class_names).index(name)
 
 
 def _optional_int(value: Any, field: str, low: int, high: int | None = None) -> int | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise RequestError(f"{field}: expected an integer, got {value!r}")
-    if float(value) != int(value):
-        raise RequestError(f"{field}: expected an integer, got {value!r}")
-    number = int(value)
-    if number < low or (high is not None and number > high):
-        upper = "" if high is None else f" and <= {high}"
-        raise RequestError(f"{field}: must be >= {low}{upper}, got {number}")
-    return number
+    return check_int(value, field, low, high)
 
 
 def _optional_float(value: Any, field: str, low: float, high: float) -> float | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
+    if isinstance(value, InvalidNumber):
+        raise RequestError(f"{field}: {value!r}")
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise RequestError(f"{field}: expected a number, got {value!r}")
+        raise RequestError(f"{field}: expected a number, got {excerpt(value)}")
     number = float(value)
     if not low <= number <= high:
         raise RequestError(f"{field}: must be within [{low:g}, {high:g}], got {number:g}")
@@ -68,7 +62,9 @@ def parse_image_request(
     ``guidance``, ``seed``, ``format`` (png | array)."""
     unknown = sorted(set(body) - set(REQUEST_FIELDS))
     if unknown:
-        raise RequestError(f"body: unknown field(s) {unknown}; expected {list(REQUEST_FIELDS)}")
+        raise RequestError(
+            f"body: unknown field(s) {excerpt(unknown, 80)}; expected {list(REQUEST_FIELDS)}"
+        )
     has_classes, has_counts = body.get("classes") is not None, body.get("counts") is not None
     if has_classes == has_counts:
         raise RequestError("body: give exactly one of 'classes' (a list) or 'counts' (an object)")
@@ -77,6 +73,10 @@ def parse_image_request(
         classes = body["classes"]
         if not isinstance(classes, list) or not classes:
             raise RequestError("classes: expected a non-empty list of class names")
+        if len(classes) > max_images:  # before any name is looked up
+            raise RequestError(
+                f"body: asks for {len(classes)} images; at most {max_images} allowed"
+            )
         labels = [_class_index(c, class_names, "classes") for c in classes]
     else:
         counts = body["counts"]
@@ -97,13 +97,13 @@ def parse_image_request(
     if len(labels) > max_images:
         raise RequestError(f"body: asks for {len(labels)} images; at most {max_images} allowed")
     fmt = body.get("format") or "png"
-    if fmt not in FORMATS:
-        raise RequestError(f"format: expected one of {list(FORMATS)}, got {fmt!r}")
+    if not isinstance(fmt, str) or fmt not in FORMATS:
+        raise RequestError(f"format: expected one of {list(FORMATS)}, got {excerpt(fmt)}")
     return ImageRequest(
         labels=labels,
         steps=_optional_int(body.get("steps"), "steps", 1, max_steps),
         guidance=_optional_float(body.get("guidance"), "guidance", 0.0, MAX_GUIDANCE),
-        seed=_optional_int(body.get("seed"), "seed", 0),
+        seed=check_seed(body.get("seed")),
         fmt=str(fmt),
     )
 

@@ -1,6 +1,6 @@
 """Serving a tabular synthesizer: the model server's adapter (``POST /generate`` with
 ``num_rows``, ``conditions``, ``seed``, ``format``) and the smoke tests of a deployed endpoint
-(the local REST server, and KServe over the Open Inference Protocol v2)."""
+(the local REST server, or KServe's genops-server runtime, which runs the same server)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from genops.core.serving.request import CannotServe, RequestError
+from genops.core.serving.request import CannotServe, InvalidNumber, RequestError, excerpt
 from genops.core.workload import ServingAdapter, SmokeResult
 from genops.workloads.tabular.request import validate_request
 
@@ -44,19 +44,21 @@ class TabularAdapter(ServingAdapter):
             raise RequestError(f"body: expected a JSON object, got {type(body).__name__}")
         unknown = sorted(set(body) - set(REQUEST_FIELDS))
         if unknown:
-            raise RequestError(f"body: unknown field(s) {unknown}; expected {list(REQUEST_FIELDS)}")
+            raise RequestError(
+                f"body: unknown field(s) {excerpt(unknown, 80)}; expected {list(REQUEST_FIELDS)}"
+            )
         if "num_rows" not in body:
             raise RequestError("num_rows: required field is missing")
         # JSON types first: validate_request would read true as 1 and "10" as 10.
         for key in ("num_rows", "seed"):
             value = body.get(key)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
+                isinstance(value, bool) or not isinstance(value, int | float | InvalidNumber)
             ):
-                raise RequestError(f"{key}: expected an integer, got {value!r}")
+                raise RequestError(f"{key}: expected an integer, got {excerpt(value)}")
         fmt = body.get("format") or "records"
-        if fmt not in FORMATS:
-            raise RequestError(f"format: expected one of {list(FORMATS)}, got {fmt!r}")
+        if not isinstance(fmt, str) or fmt not in FORMATS:
+            raise RequestError(f"format: expected one of {list(FORMATS)}, got {excerpt(fmt)}")
         request = validate_request(
             body["num_rows"], body.get("conditions"), body.get("seed"), self.categories, max_items
         )
@@ -121,43 +123,3 @@ def smoke_test(
                     False, f"column '{name}': value {values.get(name)!r} not allowed"
                 )
     return SmokeResult(True, f"{rows} rows with the expected {len(columns)} columns")
-
-
-def smoke_test_v2(
-    url: str,
-    model_name: str,
-    expected_columns: list[str],
-    rows: int = 20,
-    timeout: float = 120.0,
-) -> SmokeResult:
-    """The same check against a KServe InferenceService (MLServer, Open Inference Protocol
-    v2): readiness, then one inference request whose outputs must be the real columns."""
-    payload = {
-        "inputs": [
-            {"name": "num_rows", "shape": [1], "datatype": "INT64", "data": [rows]},
-            {"name": "seed", "shape": [1], "datatype": "INT64", "data": [0]},
-        ]
-    }
-    try:
-        ready = httpx.get(f"{url}/v2/models/{model_name}/ready", timeout=timeout)
-        if ready.status_code != 200:
-            return SmokeResult(
-                False,
-                f"model not ready: /v2/models/{model_name}/ready answered {ready.status_code}",
-            )
-        reply = httpx.post(f"{url}/v2/models/{model_name}/infer", json=payload, timeout=timeout)
-    except httpx.HTTPError as exc:
-        return SmokeResult(False, f"endpoint unreachable: {exc}")
-    if reply.status_code != 200:
-        return SmokeResult(False, f"infer answered {reply.status_code}: {reply.text[:300]}")
-    try:
-        outputs = reply.json()["outputs"]
-        columns = [o["name"] for o in outputs]
-        lengths = {len(o["data"]) for o in outputs}
-    except (ValueError, KeyError, TypeError) as exc:
-        return SmokeResult(False, f"infer answered an unexpected body: {exc}")
-    if sorted(columns) != sorted(expected_columns):
-        return SmokeResult(False, f"outputs {columns} != expected {expected_columns}")
-    if lengths != {rows}:
-        return SmokeResult(False, f"expected {rows} values per output, got {sorted(lengths)}")
-    return SmokeResult(True, f"{rows} rows with the expected {len(columns)} columns (v2)")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from genops.core.serving.request import RequestError
+from genops.core.serving.request import MAX_SEED, InvalidNumber, RequestError, excerpt
 from genops.workloads.text.lm import GenerationParams
 
 FIELDS = (
@@ -36,21 +36,25 @@ class TextRequest:
 
 def _int(body: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
     value = body.get(key, default)
+    if isinstance(value, InvalidNumber):
+        raise RequestError(f"{key}: {value!r}")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RequestError(f"{key}: expected an integer, got {str(value)[:40]!r}")
+        raise RequestError(f"{key}: expected an integer, got {excerpt(value)}")
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise RequestError(f"{key}: expected an integer, got {value!r}")
+        raise RequestError(f"{key}: expected an integer, got {excerpt(value)}")
     if not low <= value <= high:
-        raise RequestError(f"{key}: {int(value)} is outside {low}..{high}")
+        raise RequestError(f"{key}: {excerpt(int(value))} is outside {low}..{high}")
     return int(value)
 
 
 def _float(body: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
     value = body.get(key, default)
+    if isinstance(value, InvalidNumber):
+        raise RequestError(f"{key}: {value!r}")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RequestError(f"{key}: expected a number, got {str(value)[:40]!r}")
+        raise RequestError(f"{key}: expected a number, got {excerpt(value)}")
     if not low <= value <= high:
-        raise RequestError(f"{key}: {value} is outside {low}..{high}")
+        raise RequestError(f"{key}: {excerpt(value)} is outside {low}..{high}")
     return float(value)
 
 
@@ -78,7 +82,9 @@ def parse_text_request(body: Mapping[str, Any], max_prompts: int, context: int) 
     and stop strings must be valid Unicode (a lone surrogate is refused)."""
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
-        raise RequestError(f"body: unknown field(s) {unknown[:5]}; expected {list(FIELDS)}")
+        raise RequestError(
+            f"body: unknown field(s) {excerpt(unknown[:5], 80)}; expected {list(FIELDS)}"
+        )
     if ("prompt" in body) == ("prompts" in body):
         raise RequestError("prompt: give exactly one of 'prompt' and 'prompts'")
     raw = [body["prompt"]] if "prompt" in body else body["prompts"]
@@ -105,7 +111,7 @@ def parse_text_request(body: Mapping[str, Any], max_prompts: int, context: int) 
         _encodable(text, f"stop[{j}]")
     seed = body.get("seed")
     if seed is not None:
-        seed = _int(body, "seed", 0, 0, 2**32 - 1)
+        seed = _int(body, "seed", 0, 0, MAX_SEED)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise RequestError("stream: expected true or false")

@@ -39,7 +39,8 @@ def test_fast_config_overrides_its_base_key_by_key() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"target": "nope"}, "target 'nope' is not declared"),
+        # (columns_mode: infer, the default, infers an undeclared target from the data)
+        ({"target": "nope", "columns_mode": "listed"}, "target 'nope' is not declared"),
         ({"sensitive_attributes": ["age"]}, "sensitive attribute 'age' must be a categorical"),
         ({"positive_label": "maybe"}, "positive_label 'maybe' is not in the allowed values"),
         ({"name": "Bad Name"}, "dataset.name"),

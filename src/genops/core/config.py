@@ -21,7 +21,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from genops.core.tuning.space import TuningSpec
-from genops.core.workload import RunConfig, WorkloadError, default_workload, get_workload
+from genops.core.workload import (
+    PreflightProblem,
+    Resolution,
+    RunConfig,
+    WorkloadError,
+    default_workload,
+    get_workload,
+)
 
 
 class ConfigError(ValueError):
@@ -73,13 +80,36 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def yaml_error_message(origin: str, exc: yaml.YAMLError) -> str:
+    """A YAML syntax error as ``file, line L, column C: not valid YAML: problem``, with the
+    offending line and a caret (PyYAML's own message names ``<unicode string>``)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return f"{origin}: not valid YAML: {problem}"
+    text = f"{origin}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        text += f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    elif context:
+        text += f" ({context})"
+    snippet = mark.get_snippet()
+    return text + (f"\n{snippet}" if snippet else "")
+
+
 def _read_yaml_dict(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: is a folder, not a config file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(yaml_error_message(str(path), exc)) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
@@ -150,6 +180,18 @@ def load_config_for(path: str | Path, pipeline: str) -> RunConfig:
             f"not one for '{pipeline}'"
         )
     return config
+
+
+def preflight(config: RunConfig) -> list[PreflightProblem]:
+    """The workload's checks before any step starts (sources exist, can be read, hold the
+    columns the config names); problems with ``blocking`` False are notes."""
+    return get_workload(config.pipeline_name).preflight(config)
+
+
+def resolve_config(config: RunConfig) -> Resolution:
+    """The config with what it leaves to the data filled in by its workload (the tabular
+    workload infers the columns a spec does not list)."""
+    return get_workload(config.pipeline_name).resolve_config(config)
 
 
 def read_config_artifact(path: str | Path) -> RunConfig:

@@ -7,7 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from genops.core.workload import ServingAdapter, SmokeResult, TrialObjective, Workload
+from genops.core.workload import (
+    PreflightProblem,
+    Resolution,
+    ServingAdapter,
+    SmokeResult,
+    TrialObjective,
+    Workload,
+)
 from genops.workloads.tabular.config import PIPELINE_NAME, RunConfig
 
 
@@ -25,6 +32,27 @@ class TabularWorkload(Workload):
         "privacy_dcr_ratio",
         "privacy_exact_copy_share",
     )
+
+    def preflight(self, config: Any) -> list[PreflightProblem]:
+        from genops.workloads.tabular.data.sources import check_sources
+
+        return check_sources(config.dataset)
+
+    def resolve_config(self, config: Any) -> Resolution:
+        """Infer the columns the spec does not list (or, under ``columns_mode: listed``,
+        name the ones it leaves unused)."""
+        from genops.workloads.tabular.data.resolve import resolution_summary, resolve_spec
+
+        spec = resolve_spec(config.dataset)
+        resolved = config.model_validate(
+            {**config.model_dump(mode="json"), "dataset": spec.model_dump(mode="json")}
+        )
+        return Resolution(resolved, resolution_summary(spec))
+
+    def model_card_facts(self, config: Any, run: Any) -> Any:
+        from genops.workloads.tabular.card import card_facts
+
+        return card_facts(config, run)
 
     def tuning_objective(
         self, config: Any, train_path: str, validation_path: str, budget: dict[str, Any]
@@ -49,13 +77,10 @@ class TabularWorkload(Workload):
         return TabularObjective(data, config.tuning), build
 
     def smoke_test(self, config: Any, endpoint: str) -> SmokeResult:
-        from genops.workloads.tabular.serving import smoke_test, smoke_test_v2
+        from genops.workloads.tabular.serving import smoke_test
 
+        # local or KServe: the platform's runtime runs the same server (genops serve)
         spec = config.dataset
-        if config.deploy.target == "kserve":
-            return smoke_test_v2(
-                endpoint, config.model_name, list(spec.columns), rows=config.deploy.smoke_rows
-            )
         categories = {
             name: col.allowed for name, col in spec.columns.items() if col.allowed is not None
         }

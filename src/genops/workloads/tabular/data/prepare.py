@@ -18,6 +18,7 @@ from genops.workloads.tabular.data.validate import (
     ValidationReport,
     validate_frame,
 )
+from genops.workloads.tabular.data.values import category_strings
 
 
 @dataclass
@@ -43,12 +44,14 @@ def clean(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """Keep the spec's columns in the spec's order, with canonical dtypes."""
     frame = frame[list(spec.columns)].copy()
     for name in spec.categorical_columns:
+        # one string per category ('3', not '3.0' from a column with gaps), as the spec says
+        frame[name] = category_strings(frame[name])
         if spec.missing_strategy == "category":
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), "__missing__")
+            frame[name] = frame[name].where(frame[name].notna(), "__missing__")
     if spec.missing_strategy == "drop_rows":
         frame = frame.dropna().reset_index(drop=True)
     for name in spec.categorical_columns:
-        frame[name] = frame[name].astype(str).str.strip().astype(object)
+        frame[name] = frame[name].astype(object)
     for name in spec.continuous_columns:
         values = pd.to_numeric(frame[name])
         if spec.missing_strategy == "category":

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from genops.workloads.tabular.config import DatasetSpec
+from genops.workloads.tabular.data.values import category_strings
 
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "Int64", "float32", "float64", "Float64"]
 
@@ -147,6 +148,12 @@ def validate_frame(spec: DatasetSpec, frame: pd.DataFrame, source: str) -> Valid
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
+    # Categories compared as the spec writes them: a column of codes 1, 2, 3 read as numbers
+    # holds the allowed values '1', '2', '3'.
+    frame = frame.copy()
+    for name in spec.categorical_columns:
+        if name in frame.columns:
+            frame[name] = category_strings(frame[name])
     context = gx.get_context(mode="ephemeral")
     asset = context.data_sources.add_pandas("genops").add_dataframe_asset("source")
     batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(

@@ -179,7 +179,8 @@ def test_fair_data_passes_and_biased_data_fails_naming_the_group() -> None:
     dpl_fail = [f for f in verdict.failures if f.metric == "DPL"]
     assert any(f.attribute == "sex" and f.groups == ["Female"] for f in dpl_fail)
     message = failure_message(verdict)
-    assert "DPL for sex='Female' vs rest = 0.240 > 0.100" in message
+    # the value, its Newcombe interval (wholly above 0.1, so it fails) and the threshold
+    assert "DPL for sex='Female' vs rest = 0.240 [0.189, 0.290] > 0.100" in message
     # the race groups stay balanced
     assert not any(f.attribute == "race" for f in verdict.failures)
 
@@ -195,7 +196,7 @@ def test_worst_pair_names_both_groups() -> None:
     assert pair.groups == ["A", "C"]
     assert pair.value == pytest.approx(0.4)
     assert not pair.passed
-    assert "DPL_worst_pair for g='A' vs g='C' = 0.400 > 0.100" in pair.describe()
+    assert "DPL_worst_pair for g='A' vs g='C' = 0.400 [0.278, 0.506] > 0.100" in pair.describe()
 
 
 def test_positive_label_from_config_and_missing() -> None:
@@ -214,5 +215,5 @@ def test_adult_sex_dpl() -> None:
     verdict = data_bias_verdict(df, ["sex", "race"], "income", config=cfg)
     assert not verdict.passed  # the default data gate fails on sex DPL
     assert failure_message(verdict).startswith(
-        "data bias gate failed: DPL for sex='Female' vs rest = 0.196 > 0.100"
+        "data bias gate failed: DPL for sex='Female' vs rest = 0.196 [0.188, 0.205] > 0.100"
     )

@@ -50,14 +50,18 @@ def _by(results: list[MetricResult], metric: str, group: str | None = None) -> M
 
 
 def test_representation_values() -> None:
-    # shares real A/B/C = 0.5/0.3/0.2, synthetic 0.6/0.3/0.1
+    # shares real A/B/C = 0.5/0.3/0.2, synthetic 0.6/0.3/0.1 (1,000 rows each)
     # TVD = 1/2·(|0.5-0.6| + 0 + |0.2-0.1|) = 0.1
     # under-representation: A 1 - 0.6/0.5 = -0.2, B 0, C 1 - 0.1/0.2 = 0.5 (passes at <= 0.5)
-    real = pd.DataFrame({"race": ["A"] * 50 + ["B"] * 30 + ["C"] * 20})
-    syn = pd.DataFrame({"race": ["A"] * 60 + ["B"] * 30 + ["C"] * 10})
+    real = pd.DataFrame({"race": ["A"] * 500 + ["B"] * 300 + ["C"] * 200})
+    syn = pd.DataFrame({"race": ["A"] * 600 + ["B"] * 300 + ["C"] * 100})
     res = representation_results(real, syn, "race")
     tvd_r = _by(res, "representation_tvd")
-    assert tvd_r.value == pytest.approx(0.1) and not tvd_r.passed  # > 0.05
+    assert tvd_r.value == pytest.approx(0.1) and not tvd_r.passed  # interval wholly > 0.05
+    assert tvd_r.low is not None and 0.05 < tvd_r.low < 0.1 < tvd_r.high
+    # a tenth of the rows: the same shares, but the interval reaches 0.05
+    small = representation_results(real.iloc[::10], syn.iloc[::10], "race")
+    assert _by(small, "representation_tvd").passed
     assert _by(res, "relative_underrepresentation", "A").value == pytest.approx(-0.2)
     assert _by(res, "relative_underrepresentation", "B").value == pytest.approx(0.0)
     c = _by(res, "relative_underrepresentation", "C")
@@ -72,7 +76,9 @@ def test_missing_group_fails_and_is_named() -> None:
     missing = [f for f in verdict.failures if f.metric == "relative_underrepresentation"]
     assert [f.groups for f in missing] == [["C"]]
     assert "absent from the synthetic data" in missing[0].note
-    assert "relative_underrepresentation for race='C' = 1.000 > 0.500" in (failure_message(verdict))
+    assert "relative_underrepresentation for race='C' = 1.000 [0.933, 1.000] > 0.500" in (
+        failure_message(verdict)
+    )
     # the missing group still fails with a report-only threshold
     cfg = BiasConfig.model_validate({"synthetic": {"max_relative_underrepresentation": None}})
     res = synthetic_bias_report(real, syn, ["race"], "income", ">50K", cfg)
@@ -91,19 +97,20 @@ def test_identical_synthetic_data_passes() -> None:
 
 
 def test_amplification_values() -> None:
-    # real: d=F q_d = 20/100 = 0.2, a=M q_a = 40/100 = 0.4 -> DPL 0.2, DI 0.5
-    # syn:  q_d = 10/100 = 0.1, q_a = 0.4            -> DPL 0.3, DI 0.25
-    # DPL_amplification = |0.3| - |0.2| = 0.1 (> 0.05 fails)
-    # DI_ratio = r_syn / r_real = 0.25 / 0.5 = 0.5 (< 0.8 fails)
-    def make(k_f: int) -> pd.DataFrame:
+    # real: d=F q_d = 200/1000 = 0.2, a=M q_a = 400/1000 = 0.4 -> DPL 0.2, DI 0.5
+    # syn:  q_d = 100/1000 = 0.1, q_a = 0.4                  -> DPL 0.3, DI 0.25
+    # DPL_amplification = |0.3| - |0.2| = 0.1 (interval wholly > 0.05: fails)
+    # DI_ratio = r_syn / r_real = 0.25 / 0.5 = 0.5 (interval wholly < 0.8: fails)
+    def make(k_f: int, n: int = 1000) -> pd.DataFrame:
+        k_m = 4 * n // 10
         return pd.DataFrame(
             {
-                "sex": ["F"] * 100 + ["M"] * 100,
-                "y": [1] * k_f + [0] * (100 - k_f) + [1] * 40 + [0] * 60,
+                "sex": ["F"] * n + ["M"] * n,
+                "y": [1] * k_f + [0] * (n - k_f) + [1] * k_m + [0] * (n - k_m),
             }
         )
 
-    res = amplification_results(make(20), make(10), "sex", "y", 1)
+    res = amplification_results(make(200), make(100), "sex", "y", 1)
     amp = _by(res, "DPL_amplification", "F")
     assert amp.value == pytest.approx(0.1) and not amp.passed
     assert amp.details["DPL_real"] == pytest.approx(0.2)
@@ -112,6 +119,11 @@ def test_amplification_values() -> None:
     assert di.value == pytest.approx(0.5) and not di.passed
     # the advantaged side reads the same (folded DI): M vs rest, r = min/max
     assert _by(res, "DI_ratio", "M").value == pytest.approx(0.5)
+    # a tenth of the rows: the same point values, but both intervals reach the thresholds
+    small = amplification_results(make(20, 100), make(10, 100), "sex", "y", 1)
+    amp, di = _by(small, "DPL_amplification", "F"), _by(small, "DI_ratio", "F")
+    assert amp.value == pytest.approx(0.1) and amp.passed and "interval reaches it" in amp.note
+    assert di.value == pytest.approx(0.5) and di.passed
 
 
 def test_column_shape_scores_and_group_shape_score() -> None:
@@ -133,10 +145,11 @@ def test_downstream_fairness_values() -> None:
     #   -> DP difference 0, DP ratio 1, EO difference 0
     # synthetic-trained: A 1,1,1,0 / B 1,0,0,0 -> selection 0.75/0.25 -> DP diff 0.5,
     #   DP ratio 1/3; TPR 1 vs 0.5, FPR 0.5 vs 0 -> EO difference max(0.5, 0.5) = 0.5
-    y_true = ["hi", "hi", "lo", "lo"] * 2
-    y_real = ["hi", "lo", "hi", "lo", "hi", "lo", "hi", "lo"]
-    y_syn = ["hi", "hi", "hi", "lo", "hi", "lo", "lo", "lo"]
-    sf = pd.DataFrame({"grp": ["A"] * 4 + ["B"] * 4})
+    # (the eight rows repeated 50 times: the same rates, intervals narrow enough to fail)
+    y_true = (["hi", "hi", "lo", "lo"] * 2) * 50
+    y_real = ["hi", "lo", "hi", "lo", "hi", "lo", "hi", "lo"] * 50
+    y_syn = ["hi", "hi", "hi", "lo", "hi", "lo", "lo", "lo"] * 50
+    sf = pd.DataFrame({"grp": (["A"] * 4 + ["B"] * 4) * 50})
     res = downstream_fairness(y_true, y_syn, y_real, sf, positive_label="hi")
     dp = _by(res, "dp_difference_increase")
     assert dp.value == pytest.approx(0.5) and not dp.passed
@@ -161,7 +174,7 @@ def test_downstream_fairness_values() -> None:
     }
 
 
-def test_tiny_groups_are_reported_but_do_not_gate_group_fidelity() -> None:
+def test_tiny_groups_are_too_small_to_judge_in_group_fidelity() -> None:
     import numpy as np
     import pandas as pd
 
@@ -174,9 +187,11 @@ def test_tiny_groups_are_reported_but_do_not_gate_group_fidelity() -> None:
         r.groups[0]: r
         for r in group_fidelity_results(real, synthetic, "g", ["x"], [], min_rows=100)
     }
-    assert results["big"].passed and results["big"].threshold is not None
+    assert results["big"].passed and not results["big"].too_small
     tiny = results["tiny"]
-    assert tiny.value < 0.5 and tiny.threshold is None and tiny.passed
-    assert "5 real rows < 100" in tiny.note
+    # reported with its value and interval, neither passed nor failed on it
+    assert tiny.value < 0.5 and tiny.too_small and tiny.passed and tiny.status != "pass"
+    assert tiny.note == "too small to judge: 5 rows < 100"
+    assert tiny.low == tiny.high == 0.0  # every resample: KS = 1
     strict = group_fidelity_results(real, synthetic, "g", ["x"], [], min_rows=0)
     assert not next(r for r in strict if r.groups == ["tiny"]).passed

@@ -134,7 +134,8 @@ def test_group_stats() -> None:
 
 
 def test_html_and_markdown_reports() -> None:
-    people = _people()
+    # five copies of the 100 people: the same rates, intervals narrow enough for DPL to fail
+    people = pd.concat([_people()] * 5, ignore_index=True)
     cfg = BiasConfig(data={"min_group_rows": 10})  # type: ignore[arg-type]
     verdict = data_bias_verdict(people, ["sex", "race"], "income", ">50K", cfg)
     shares = group_stats_by_dataset(
@@ -150,13 +151,18 @@ def test_html_and_markdown_reports() -> None:
     assert "Adult &lt;bias&gt;" in page
     assert "FAIL" in page and "DPL" in page
     assert page.count("<tr class=") == len(verdict.results)
+    assert "<th>interval</th>" in page and "[0.1646, 0.3286]" in page  # DPL of F, Newcombe
 
     md = render_markdown(verdict)
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + len(verdict.results)  # header + one row per result
+    # value, its Newcombe interval, threshold, result
     assert any(
-        "| DPL | sex | F vs rest | 0.2500 | |x|<= 0.1000 |" in r.replace("\\|", "|") for r in rows
+        "| DPL | sex | F vs rest | 0.2500 | [0.1646, 0.3286] | |x|<= 0.1000 | **FAIL** |"
+        in r.replace("\\|", "|")
+        for r in rows
     )
+    assert "Newcombe 95%" in md and "whole interval lies beyond the threshold" in md
 
     figs = bias_figures(shares)
     assert set(figs) == {"sex", "race"}

@@ -12,6 +12,7 @@ registry's aliases). They replace whole pipeline runs that only watched a gate f
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,12 @@ def test_data_bias_gate_decides_by_policy_on_biased_data(
     client = mlflow.MlflowClient()
     tags = client.get_run(run_id).data.tags
     assert tags["genops.data_bias"] == "failed"
+    # why, on the parent run whatever the policy: the failed metric with its interval
+    reasons = tags["genops.data_bias.reasons"]
+    assert reasons.startswith("data bias gate failed: ")
+    assert re.search(
+        r"DPL for group='b' vs rest = 0\.\d{3} \[0\.\d{3}, 0\.\d{3}\] > 0\.100", reasons
+    )
     verdict = json.loads(Path(out.verdict_json).read_text())
     assert verdict["passed"] is False
     assert "Data bias check: toy" in Path(out.html).read_text()
@@ -186,6 +193,7 @@ def test_data_bias_gate_continues_on_balanced_data(tmp_path: Path, tracking_uri:
     assert steps.data_bias_check(config, train, tracking_uri, run_id, out) == "continue"
     tags = mlflow.MlflowClient().get_run(run_id).data.tags
     assert tags["genops.data_bias"] == "passed" and tags["genops.status"] == "running"
+    assert tags["genops.data_bias.reasons"].startswith("data bias gate passed: 0 of ")
 
 
 # ------------------------------------------------------------------ gate 2: synthetic data
@@ -215,6 +223,11 @@ def test_failed_synthetic_gate_rejects_the_run_and_reports_why(
     assert tags["genops.status"] == "rejected"
     assert tags["genops.failed_step"] == "evaluate"
     assert "group_shape_score" in tags["genops.failure"]
+    assert tags["genops.synthetic_bias.reasons"] == tags["genops.failure"]
+    assert re.search(
+        r"group_shape_score for group='\w' = [\d.]+ \[[\d.]+, [\d.]+\] < 0\.999",
+        tags["genops.synthetic_bias.reasons"],
+    )
     verdict = json.loads((tmp_path / "synthetic_bias.json").read_text())
     assert verdict["passed"] is False
     evaluate_run = _step_run(run_id, "evaluate")
@@ -237,8 +250,10 @@ def test_a_worse_candidate_is_registered_but_not_blessed_nor_promoted(
     and the smoke test. Its own store: nothing depends on what other tests left behind.
     (Was a second whole pipeline run that had to run last in its module:
     tests/e2e/test_tabular_synth.py::test_a_worse_candidate_is_not_promoted.)"""
-    # no quality floors: only the no-regression rule against the champion judges version 2
-    release = {"blessing": {"min_metrics": {}, "max_metrics": {}}}
+    # no quality floors, absolute or relative: only the no-regression rule against the
+    # champion judges version 2
+    off = {"tstr_trtr_ratio": None, "exact_copies_vs_holdout": None, "dcr_vs_holdout": None}
+    release = {"blessing": {"min_metrics": {}, "max_metrics": {}, "relative": off}}
     first, run1 = _start(tmp_path / "v1", tracking_uri, release)
     train, holdout = _splits(tmp_path)
     model1, evaluation1, metrics1, passed1 = _train_and_evaluate(
@@ -276,10 +291,14 @@ def test_a_worse_candidate_is_registered_but_not_blessed_nor_promoted(
     assert alias_version(name, CHALLENGER, tracking_uri) == "2"  # every candidate is one
     note = client.get_model_version(name, "2").tags["genops.blessing"]
     assert note.startswith("not blessed:")
-    assert "utility_tstr_auc" in note and "(regression)" in note and "champion v1" in note
+    assert "utility_tstr_auc" in note and "(regression: champion v1 = " in note
     assert client.get_model_version(name, "1").tags["genops.blessing"].startswith("blessed")
     tags2 = client.get_run(run2).data.tags
     assert tags2["genops.blessed"] == "false" and tags2["genops.status"] == "succeeded"
+    assert tags2["genops.blessing.reasons"] == note  # why, on the parent run too
+    assert (
+        client.get_run(run1).data.tags["genops.blessing.reasons"] == "blessed (against thresholds)"
+    )
     assert "genops.champion" not in tags2
     assert client.get_run(run1).data.tags["genops.champion"] == f"{name}@champion: none -> v1"
     verdict = json.loads(Path(blessing2.verdict_json).read_text())

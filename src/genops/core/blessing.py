@@ -1,16 +1,24 @@
 """Blessing: may this candidate replace the champion?
 
-Two kinds of check, as TFX's Evaluator does it:
-- absolute thresholds on the evaluation metrics and the bias verdicts (from the YAML);
+Three kinds of check, as TFX's Evaluator does it and beyond:
+- absolute thresholds on the evaluation metrics (``min_metrics``/``max_metrics``) and the
+  bias verdicts (from the YAML);
+- relative floors (``relative``): a metric against a baseline metric of the same run, e.g. the
+  utility of a model trained on synthetic rows against one trained on real rows, or the
+  synthetic rows' exact-copy share against the real holdout's own. Data sets differ in how
+  much signal and how many repeated rows they hold; a floor relative to the data's own
+  baseline means the same on each;
 - no regression beyond a tolerance against the current ``champion`` version's logged
-  metrics. The first model ever (no champion) is judged on thresholds alone.
+  metrics. The first model ever (no champion) is judged on the other checks alone.
 
-The result is a verdict a person can read, not an exception.
+The result is a verdict a person can read, not an exception: :meth:`Blessing.reasons` names
+each check that failed with its value, its limit and the baseline the limit came from.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -19,16 +27,42 @@ from pydantic import BaseModel, ConfigDict, Field
 Comparison = Literal[">=", "<="]
 
 
+class RelativeFloor(BaseModel):
+    """``metric >= factor × baseline - slack`` (comparison ``>=``) or ``metric <= factor ×
+    baseline + slack`` (``<=``), both metrics of the same evaluation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str = Field(description="The candidate's metric, e.g. utility_tstr_auc.")
+    baseline: str = Field(description="The metric it is measured against, e.g. utility_trtr_auc.")
+    comparison: Comparison = Field(description="'>=': a floor; '<=': a ceiling.")
+    factor: float = Field(1.0, gt=0.0, description="Multiplies the baseline.")
+    slack: float = Field(
+        0.0, ge=0.0, description="Absolute allowance added to a ceiling (taken off a floor)."
+    )
+
+    def limit(self, baseline: float) -> float:
+        if self.comparison == ">=":
+            return self.factor * baseline - self.slack
+        return self.factor * baseline + self.slack
+
+
 class BlessingSpec(BaseModel):
-    """Thresholds and the no-regression rule; each workload's config supplies its defaults."""
+    """Thresholds, relative floors and the no-regression rule; each workload's config supplies
+    its defaults."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_metrics: dict[str, float] = Field(
-        default_factory=dict, description="metric -> smallest acceptable value"
+        default_factory=dict, description="metric -> smallest acceptable value (absolute)"
     )
     max_metrics: dict[str, float] = Field(
-        default_factory=dict, description="metric -> largest acceptable value"
+        default_factory=dict, description="metric -> largest acceptable value (absolute)"
+    )
+    relative: dict[str, RelativeFloor | None] = Field(
+        default_factory=dict,
+        description="check name -> a metric judged against a baseline metric of the same run "
+        "(RelativeFloor); null turns a default check off.",
     )
     require_synthetic_bias_pass: bool = True
     require_data_bias_pass: bool = Field(
@@ -42,23 +76,97 @@ class BlessingSpec(BaseModel):
         0.02, ge=0.0, description="Allowed drop against the champion (absolute)."
     )
 
+    def metric_names(self) -> set[str]:
+        """Every metric a check reads (for a workload to validate against what it logs)."""
+        names = set(self.min_metrics) | set(self.max_metrics) | set(self.regression_metrics)
+        for floor in self.relative.values():
+            if floor is not None:
+                names |= {floor.metric, floor.baseline}
+        return names
+
+
+def _num(x: float | None, fmt: str = ".4f") -> str:
+    if x is None:
+        return "missing"
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return format(x, fmt)
+
 
 @dataclass
 class BlessingCheck:
     name: str
-    kind: Literal["threshold", "gate", "regression"]
+    kind: Literal["threshold", "relative", "gate", "regression"]
     value: float | None
     threshold: float | None
     comparison: str
     passed: bool
     note: str = ""
+    metric: str = ""
+    """relative: the metric judged (``name`` is the check's name)."""
+    baseline_metric: str = ""
+    """relative: the metric the limit comes from."""
+    baseline: float | None = None
+    """relative: the baseline's value; regression: the champion's."""
+    factor: float | None = None
+    slack: float = 0.0
+
+    @property
+    def ratio_form(self) -> bool:
+        """A relative check without slack against a positive baseline reads as a ratio."""
+        return (
+            self.kind == "relative"
+            and self.slack == 0.0
+            and self.factor is not None
+            and self.baseline is not None
+            and self.baseline > 0
+            and math.isfinite(self.baseline)
+        )
+
+    def _violation(self) -> str:
+        if self.comparison == ">=":
+            return ">=" if self.passed else "<"
+        return "<=" if self.passed else ">"
+
+    def reason(self) -> str:
+        """One line with the value, the limit and where the limit comes from, e.g.
+        ``tstr_trtr_ratio 0.820 < 0.900 (utility_tstr_auc 0.6100, utility_trtr_auc 0.7439)``."""
+        op = self._violation()
+        if self.kind == "gate":
+            return f"{self.name} {'passed' if self.passed else 'failed'}"
+        if self.kind == "relative":
+            if self.value is None or self.baseline is None:
+                missing = self.metric if self.value is None else self.baseline_metric
+                return f"{self.name}: {missing} missing"
+            if self.ratio_form:
+                assert self.baseline is not None and self.factor is not None
+                return (
+                    f"{self.name} {self.value / self.baseline:.3f} {op} {self.factor:.3f} "
+                    f"({self.metric} {_num(self.value)}, {self.baseline_metric} "
+                    f"{_num(self.baseline)})"
+                )
+            sign = "-" if self.comparison == ">=" else "+"
+            slack = f" {sign} {self.slack:g}" if self.slack else ""
+            return (
+                f"{self.name}: {self.metric} {_num(self.value)} {op} {_num(self.threshold)} "
+                f"(= {self.factor:g} × {self.baseline_metric} {_num(self.baseline)}{slack})"
+            )
+        if self.kind == "regression":
+            if self.threshold is None:
+                return f"{self.name} {_num(self.value)} ({self.note})"
+            return (
+                f"{self.name} {_num(self.value)} {op} {_num(self.threshold)} "
+                f"(regression: {self.note})"
+            )
+        bound = "floor" if self.comparison == ">=" else "ceiling"
+        if self.value is None:
+            return f"{self.name} missing (absolute {bound} {_num(self.threshold)})"
+        return f"{self.name} {_num(self.value)} {op} {_num(self.threshold)} (absolute {bound})"
 
     def describe(self) -> str:
-        value = "missing" if self.value is None else f"{self.value:.4f}"
-        text = f"{self.name} ({self.kind}) = {value} {self.comparison} {self.threshold}"
-        return f"{text}: {'pass' if self.passed else 'FAIL'}" + (
-            f" [{self.note}]" if self.note else ""
-        )
+        return f"{self.reason()}: {'pass' if self.passed else 'FAIL'}"
 
 
 @dataclass
@@ -71,17 +179,22 @@ class Blessing:
     def failures(self) -> list[BlessingCheck]:
         return [c for c in self.checks if not c.passed]
 
+    def reasons(self) -> list[str]:
+        """One line per failed check (:meth:`BlessingCheck.reason`); empty when blessed."""
+        return [c.reason() for c in self.failures]
+
     def summary(self) -> str:
         if self.blessed:
             base = f"champion v{self.baseline_version}" if self.baseline_version else "thresholds"
             return f"blessed (against {base})"
-        return "not blessed: " + "; ".join(c.describe() for c in self.failures)
+        return "not blessed: " + "; ".join(self.reasons())
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "blessed": self.blessed,
             "baseline_version": self.baseline_version,
             "summary": self.summary(),
+            "reasons": self.reasons(),
             "checks": [asdict(c) for c in self.checks],
         }
 
@@ -90,23 +203,50 @@ class Blessing:
 
     def to_markdown(self) -> str:
         rows = [
-            f"| {c.name} | {c.kind} | {'' if c.value is None else f'{c.value:.4f}'} | "
-            f"{c.comparison} {'' if c.threshold is None else f'{c.threshold:.4f}'} | "
-            f"{'pass' if c.passed else '**FAIL**'} | {c.note} |"
+            f"| {c.name} | {c.kind} | {'' if c.value is None else _num(c.value)} | "
+            f"{c.comparison} {'' if c.threshold is None else _num(c.threshold)} | "
+            f"{'pass' if c.passed else '**FAIL**'} | {c.reason()} |"
             for c in self.checks
         ]
         return (
             f"# Blessing: {'BLESSED' if self.blessed else 'NOT BLESSED'}\n\n{self.summary()}\n\n"
-            "| check | kind | value | rule | result | note |\n|---|---|---:|---|---|---|\n"
+            "| check | kind | value | rule | result | why |\n|---|---|---:|---|---|---|\n"
             + "\n".join(rows)
             + "\n"
         )
 
 
 def _compare(value: float | None, threshold: float, comparison: Comparison) -> bool:
-    if value is None:
+    if value is None or math.isnan(value):
         return False
     return value >= threshold if comparison == ">=" else value <= threshold
+
+
+def _relative_check(name: str, floor: RelativeFloor, metrics: dict[str, float]) -> BlessingCheck:
+    value, base = metrics.get(floor.metric), metrics.get(floor.baseline)
+    check = BlessingCheck(
+        name,
+        "relative",
+        value,
+        None,
+        floor.comparison,
+        False,
+        metric=floor.metric,
+        baseline_metric=floor.baseline,
+        baseline=base,
+        factor=floor.factor,
+        slack=floor.slack,
+    )
+    if value is None or base is None:
+        check.note = f"{floor.metric if value is None else floor.baseline} missing"
+        return check
+    check.threshold = floor.limit(base)
+    check.passed = _compare(value, check.threshold, floor.comparison)
+    sign = "-" if floor.comparison == ">=" else "+"
+    check.note = f"{floor.factor:g} × {floor.baseline} ({_num(base)})" + (
+        f" {sign} {floor.slack:g}" if floor.slack else ""
+    )
+    return check
 
 
 def bless(
@@ -129,6 +269,9 @@ def bless(
         checks.append(
             BlessingCheck(name, "threshold", value, maximum, "<=", _compare(value, maximum, "<="))
         )
+    for name, rel in spec.relative.items():
+        if rel is not None:
+            checks.append(_relative_check(name, rel, metrics))
     if spec.require_synthetic_bias_pass:
         checks.append(
             BlessingCheck(
@@ -174,6 +317,7 @@ def bless(
                     _compare(value, floor, ">="),
                     note=f"champion v{champion_version} = {base:.4f}, tolerance "
                     f"{spec.regression_tolerance}",
+                    baseline=base,
                 )
             )
     return Blessing(

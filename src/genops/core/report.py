@@ -28,6 +28,7 @@ from genops.core.verdict import (
     MetricResult,
     decide,
     failure_message,
+    format_interval,
 )
 
 Shares = Mapping[str, Mapping[str, pd.DataFrame]]
@@ -146,6 +147,28 @@ def _groups(r: MetricResult) -> str:
     return ", ".join(r.groups) if r.groups else "(all)"
 
 
+def _interval(r: MetricResult) -> str:
+    """``"[0.1700, 0.2100]"`` or ``""``."""
+    return format_interval(r.low, r.high, ".4f")
+
+
+def _counts(verdict: BiasVerdict) -> str:
+    text = f"{len(verdict.failures)} of {len(verdict.results)} results failed"
+    if verdict.too_small:
+        text += f", {len(verdict.too_small)} too small to judge"
+    return text
+
+
+def _method_note(verdict: BiasVerdict) -> str:
+    methods = sorted({r.interval_method for r in verdict.results if r.interval_method})
+    if not methods:
+        return ""
+    return (
+        "Values in brackets are confidence intervals; a metric fails only when its whole "
+        "interval lies beyond the threshold. Methods: " + "; ".join(methods) + "."
+    )
+
+
 def _threshold(r: MetricResult) -> str:
     if r.threshold is None:
         return "report only"
@@ -163,7 +186,8 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
 .badge.pass{background:#2e7d32}.badge.fail{background:#c62828}
 table{border-collapse:collapse;font-size:0.85em;margin-top:8px}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f2f2f2}tr.fail td{background:#fdecea}td.num{text-align:right;font-family:monospace}
+th{background:#f2f2f2}tr.fail td{background:#fdecea}tr.small td{color:#777}
+td.num{text-align:right;font-family:monospace}
 td.small{font-size:0.8em;color:#555}img{max-width:100%;margin:8px 0}
 """
 
@@ -186,9 +210,10 @@ def render_html(
         f"<h1>{esc(heading)}</h1>",
         f'<p><span class="badge {cls}">{status}</span> &nbsp; check: <b>{esc(verdict.check)}</b>'
         f" &nbsp; policy: <b>{esc(verdict.policy)}</b> &nbsp; decision: "
-        f"<b>{esc(decide(verdict))}</b> &nbsp; {len(verdict.failures)} of "
-        f"{len(verdict.results)} results failed</p>",
+        f"<b>{esc(decide(verdict))}</b> &nbsp; {esc(_counts(verdict))}</p>",
     ]
+    if _method_note(verdict):
+        parts.append(f"<p>{esc(_method_note(verdict))}</p>")
     if verdict.failures:
         parts.append("<h2>Failures</h2><ul>")
         parts += [f"<li>{esc(r.describe())}</li>" for r in verdict.failures]
@@ -202,14 +227,25 @@ def render_html(
                 f'and positive rates">'
             )
     parts.append('<h2>Metrics</h2><table class="metrics"><thead><tr>')
-    cols = ["metric", "attribute", "groups", "value", "threshold", "result", "note", "details"]
+    cols = [
+        "metric",
+        "attribute",
+        "groups",
+        "value",
+        "interval",
+        "threshold",
+        "result",
+        "note",
+        "details",
+    ]
     parts.append("".join(f"<th>{c}</th>" for c in cols) + "</tr></thead><tbody>")
     for r in verdict.results:
-        row_cls = "pass" if r.passed else "fail"
+        row_cls = "small" if r.too_small else ("pass" if r.passed else "fail")
         parts.append(
             f'<tr class="{row_cls}"><td>{esc(r.metric)}</td><td>{esc(r.attribute)}</td>'
             f"<td>{esc(_groups(r))}</td><td class=num>{esc(_fmt(r.value))}</td>"
-            f"<td>{esc(_threshold(r))}</td><td>{'pass' if r.passed else 'FAIL'}</td>"
+            f"<td class=num>{esc(_interval(r))}</td>"
+            f"<td>{esc(_threshold(r))}</td><td>{esc(r.status)}</td>"
             f"<td>{esc(r.note)}</td><td class=small>{esc(_details(r))}</td></tr>"
         )
     parts.append("</tbody></table></body></html>")
@@ -228,14 +264,16 @@ def render_markdown(verdict: BiasVerdict, title: str | None = None) -> str:
         f"# {heading}",
         "",
         f"**{status}** — policy `{verdict.policy}`, decision `{decide(verdict)}`, "
-        f"{len(verdict.failures)} of {len(verdict.results)} results failed.",
+        f"{_counts(verdict)}.",
         "",
     ]
+    if _method_note(verdict):
+        lines += [_method_note(verdict), ""]
     if verdict.failures:
         lines += [_md_cell(failure_message(verdict, max_items=None)), ""]
     lines += [
-        "| metric | attribute | groups | value | threshold | result | note |",
-        "|---|---|---|---:|---|---|---|",
+        "| metric | attribute | groups | value | interval | threshold | result | note |",
+        "|---|---|---|---:|---|---|---|---|",
     ]
     for r in verdict.results:
         cells = [
@@ -243,8 +281,9 @@ def render_markdown(verdict: BiasVerdict, title: str | None = None) -> str:
             r.attribute,
             _groups(r),
             _fmt(r.value),
+            _interval(r),
             _threshold(r),
-            "pass" if r.passed else "**FAIL**",
+            "**FAIL**" if not r.passed else r.status,
             r.note,
         ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")

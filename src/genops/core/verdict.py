@@ -1,6 +1,13 @@
 """Results of the bias checks: one :class:`MetricResult` per metric, one :class:`BiasVerdict`
 per check, and :func:`decide`, which turns a verdict and a policy into what the pipeline does next.
 
+A result may carry a confidence interval ``[low, high]`` of its value; it is then judged on the
+interval, not the point (:func:`interval_passes`): it fails only when the whole interval lies
+beyond the threshold. A result about a group too small to judge (``too_small``, the reason in
+``note``) is reported with its value and never passes or fails on it: it does not fail the
+verdict, and reports show "too small to judge" instead of pass. Which group is too small is
+the workload's rule (tabular: ``min_group_rows``); :func:`make_result` applies it.
+
 A verdict serialises to strict JSON (no bare ``NaN``/``Infinity`` tokens): non-finite floats are
 written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` and read back as floats.
 """
@@ -51,6 +58,29 @@ def compare(value: float, threshold: float | None, comparison: str) -> bool:
     raise ValueError(f"unknown comparison {comparison!r}; expected one of {COMPARISONS}")
 
 
+def interval_passes(low: float, high: float, threshold: float | None, comparison: str) -> bool:
+    """Whether an interval ``[low, high]`` does *not* lie wholly beyond the threshold.
+
+    ``"<="`` fails when ``low > threshold``, ``"<"`` when ``low >= threshold``, ``">="`` when
+    ``high < threshold``, ``">"`` when ``high <= threshold``, ``"|x|<="`` when the interval lies
+    wholly outside ``[-threshold, threshold]``. A NaN bound, a ``None`` threshold or ``"report"``
+    pass (as in :func:`compare`).
+    """
+    if threshold is None or comparison == "report" or math.isnan(low) or math.isnan(high):
+        return True
+    if comparison == "<=":
+        return not low > threshold
+    if comparison == "<":
+        return not low >= threshold
+    if comparison == ">=":
+        return not high < threshold
+    if comparison == ">":
+        return not high <= threshold
+    if comparison == "|x|<=":
+        return not (low > threshold or high < -threshold)
+    raise ValueError(f"unknown comparison {comparison!r}; expected one of {COMPARISONS}")
+
+
 def _encode_float(x: float) -> float | str:
     if math.isnan(x):
         return "NaN"
@@ -69,6 +99,21 @@ def _fmt(x: float) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return f"{x:.3f}"
+
+
+def format_interval(low: float | None, high: float | None, fmt: str = ".3f") -> str:
+    """``"[0.170, 0.210]"``, or ``""`` without an interval."""
+    if low is None or high is None or (math.isnan(low) and math.isnan(high)):
+        return ""
+
+    def one(x: float) -> str:
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return format(x, fmt)
+
+    return f"[{one(low)}, {one(high)}]"
 
 
 @dataclass
@@ -94,6 +139,33 @@ class MetricResult:
     group_only: bool = False
     """A metric about one group on its own (coverage, a class share), not the group against
     the rest of the rows."""
+    low: float | None = None
+    high: float | None = None
+    """Confidence interval of ``value`` (both None: none computed); ``passed`` was decided on
+    it (:func:`interval_passes`)."""
+    interval_method: str = ""
+    """How the interval was computed, e.g. ``"Newcombe 95%"``, ``"bootstrap 95%, 1000"``."""
+    too_small: bool = False
+    """The group is too small to judge: reported, never passed or failed on its value."""
+
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    def interval_text(self) -> str:
+        """``"[0.170, 0.210]"`` or ``""``."""
+        return format_interval(self.low, self.high)
+
+    @property
+    def status(self) -> str:
+        """``"pass"``, ``"FAIL"``, ``"too small to judge"`` or ``"report"`` (no threshold)."""
+        if self.too_small:
+            return "too small to judge"
+        if not self.passed:
+            return "FAIL"
+        if self.threshold is None or self.comparison == "report":
+            return "report"
+        return "pass"
 
     def subject(self) -> str:
         """Who the result is about, e.g. ``sex='Female' vs rest`` (or ``sex='Female'`` for
@@ -112,7 +184,16 @@ class MetricResult:
     def describe(self) -> str:
         """One line naming metric, attribute, groups, value and (violated) threshold."""
         text = f"{self.metric} for {self.subject()} = {_fmt(self.value)}"
-        if self.threshold is not None and self.comparison != "report":
+        if self.has_interval:
+            text += f" {self.interval_text()}"
+        if self.too_small:
+            return text + f" [{self.note or 'too small to judge'}]"
+        reaches = self.has_interval and not compare(self.value, self.threshold, self.comparison)
+        if (
+            self.threshold is not None
+            and self.comparison != "report"
+            and not (self.passed and reaches)
+        ):
             thr = _fmt(self.threshold)
             if self.comparison == "|x|<=":
                 if self.passed:
@@ -142,11 +223,16 @@ class MetricResult:
             "note": self.note,
             "details": {k: _encode_float(v) for k, v in self.details.items()},
             "group_only": self.group_only,
+            "low": None if self.low is None else _encode_float(self.low),
+            "high": None if self.high is None else _encode_float(self.high),
+            "interval_method": self.interval_method,
+            "too_small": self.too_small,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetricResult:
         threshold = data.get("threshold")
+        low, high = data.get("low"), data.get("high")
         return cls(
             check=str(data["check"]),
             metric=str(data["metric"]),
@@ -159,7 +245,22 @@ class MetricResult:
             note=str(data.get("note", "")),
             details={str(k): _decode_float(v) for k, v in dict(data.get("details", {})).items()},
             group_only=bool(data.get("group_only", False)),
+            low=None if low is None else _decode_float(low),
+            high=None if high is None else _decode_float(high),
+            interval_method=str(data.get("interval_method", "")),
+            too_small=bool(data.get("too_small", False)),
         )
+
+
+def _rule(metric: str, comparison: str, threshold: float) -> str:
+    """``"|DPL| <= 0.100"``, ``"<= 0.050"``."""
+    if comparison == "|x|<=":
+        return f"|{metric}| <= {_fmt(threshold)}"
+    return f"{comparison} {_fmt(threshold)}"
+
+
+def _join_notes(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def make_result(
@@ -173,9 +274,31 @@ def make_result(
     note: str = "",
     details: Mapping[str, float] | None = None,
     group_only: bool = False,
+    interval: tuple[float, float] | None = None,
+    interval_method: str = "",
+    too_small: str = "",
 ) -> MetricResult:
-    """Build a :class:`MetricResult`, deciding ``passed`` with :func:`compare`."""
+    """Build a :class:`MetricResult` and judge it.
+
+    * ``too_small`` (a reason, e.g. ``"8 rows < 100"``): the result is too small to judge;
+      it passes whatever its value, and the note says why.
+    * else with an ``interval`` whose bounds are numbers: ``passed`` by
+      :func:`interval_passes`; a point value beyond the threshold whose interval still
+      reaches it gets a note saying so.
+    * else: ``passed`` by :func:`compare` on the point value.
+    """
     value = float(value)
+    low, high = (None, None) if interval is None else (float(interval[0]), float(interval[1]))
+    if too_small:
+        passed = True
+        note = _join_notes(f"too small to judge: {too_small}", note)
+    elif low is not None and high is not None and not (math.isnan(low) or math.isnan(high)):
+        passed = interval_passes(low, high, threshold, comparison)
+        if passed and not compare(value, threshold, comparison):
+            rule = _rule(metric, comparison, float(threshold or 0.0))
+            note = _join_notes(note, f"point value beyond {rule}, but the interval reaches it")
+    else:
+        passed = compare(value, threshold, comparison)
     return MetricResult(
         check=check,
         metric=metric,
@@ -184,10 +307,14 @@ def make_result(
         value=value,
         threshold=None if threshold is None else float(threshold),
         comparison=comparison,
-        passed=compare(value, threshold, comparison),
+        passed=passed,
         note=note,
         details={k: float(v) for k, v in (details or {}).items()},
         group_only=group_only,
+        low=low,
+        high=high,
+        interval_method=interval_method if low is not None else "",
+        too_small=bool(too_small),
     )
 
 
@@ -217,6 +344,11 @@ class BiasVerdict:
         return [r for r in self.results if not r.passed]
 
     @property
+    def too_small(self) -> list[MetricResult]:
+        """Results about groups too small to judge (reported, not judged)."""
+        return [r for r in self.results if r.too_small]
+
+    @property
     def decision(self) -> Decision:
         return decide(self)
 
@@ -228,6 +360,7 @@ class BiasVerdict:
             "decision": decide(self),
             "n_results": len(self.results),
             "n_failures": len(self.failures),
+            "n_too_small": len(self.too_small),
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -286,4 +419,28 @@ def failure_message(verdict: BiasVerdict, max_items: int | None = 10) -> str:
     text = f"{verdict.check} bias gate failed: " + "; ".join(r.describe() for r in shown)
     if len(shown) < len(failures):
         text += f"; and {len(failures) - len(shown)} more"
+    return text
+
+
+def verdict_reasons(verdict: BiasVerdict, max_items: int | None = 10) -> str:
+    """Why a verdict is what it is, in one line (for a summary or an MLflow tag).
+
+    Failed: :func:`failure_message`. Passed: ``"<check> bias gate passed: 0 of N results
+    failed"``, followed by the groups too small to judge, e.g. ``"; too small to judge:
+    race='Other' vs rest (8 rows < 100)"`` (each subject once).
+    """
+    if verdict.failures:
+        return failure_message(verdict, max_items)
+    text = f"{verdict.check} bias gate passed: 0 of {len(verdict.results)} results failed"
+    subjects: list[str] = []
+    for r in verdict.too_small:
+        reason = r.note.split(";")[0].removeprefix("too small to judge: ")
+        item = f"{r.subject()} ({reason})"
+        if item not in subjects:
+            subjects.append(item)
+    if subjects:
+        shown = subjects if max_items is None else subjects[:max_items]
+        text += "; too small to judge: " + ", ".join(shown)
+        if len(shown) < len(subjects):
+            text += f" and {len(subjects) - len(shown)} more"
     return text

@@ -60,6 +60,7 @@ def prepare(
     config = read_run_config(config_path)
     spec = config.dataset
     with step_run(tracking_uri, run_id, "prepare"):
+        columns = log_resolved_spec(spec)
         try:
             data = prepare_data(spec)
         except DataValidationError as exc:
@@ -92,7 +93,29 @@ def prepare(
             dataset, context="training", tags={"genops.dataset_hash": data.dataset_hash}
         )
         mlflow.MlflowClient().set_tag(run_id, "genops.dataset_hash", data.dataset_hash)
-    return {"dataset_hash": data.dataset_hash, **rows}
+    return {"dataset_hash": data.dataset_hash, **rows, **columns}
+
+
+def log_resolved_spec(spec: Any) -> dict[str, int]:
+    """Print the dataset spec as the run uses it (each column written or inferred, each
+    column left out with its reason) and log it to the active MLflow run as
+    ``data_spec/resolved_spec.yaml``, with the counts as params; returns the counts."""
+    import mlflow
+
+    from genops.workloads.tabular.data.resolve import render_spec, resolution_summary
+
+    summary = resolution_summary(spec)
+    text = render_spec(spec, header=["The dataset spec as this run uses it.", *summary])
+    print(text, flush=True)
+    mlflow.log_text(text, "data_spec/resolved_spec.yaml")
+    res = spec.resolution
+    counts = {
+        "columns_used": len(spec.columns),
+        "columns_inferred": len(res.inferred) if res is not None else 0,
+        "columns_excluded": len(res.excluded) if res is not None else 0,
+    }
+    mlflow.log_params({"columns_mode": spec.columns_mode, **counts})
+    return counts
 
 
 def data_bias_check(
@@ -281,6 +304,7 @@ def evaluate(
 
     from genops.core.tracking import log_parent, step_run
     from genops.workloads.tabular.bias import (
+        Stats,
         bias_figures,
         data_bias_report,
         downstream_fairness,
@@ -343,6 +367,7 @@ def evaluate(
             holdout[attrs],
             positive_label=1,
             thresholds=config.bias.synthetic,
+            stats=Stats.from_config(config.bias),
         )
         verdict = synthetic_bias_verdict(
             train_frame,
@@ -365,21 +390,23 @@ def evaluate(
                 synthetic, attrs, spec.target, spec.positive_label, config.bias
             ),
         }
-        synthetic_values = {
-            (r.metric, r.attribute, tuple(r.groups)): r.value for r in data_side["synthetic"]
+        synthetic_side = {
+            (r.metric, r.attribute, tuple(r.groups)): r for r in data_side["synthetic"]
         }
-        comparison: list[dict[str, Any]] = [
-            {
-                "metric": r.metric,
-                "attribute": r.attribute,
-                "groups": r.groups,
-                "real": r.value,
-                "synthetic": synthetic_values.get(
-                    (r.metric, r.attribute, tuple(r.groups)), float("nan")
-                ),
-            }
-            for r in data_side["real"]
-        ]
+        comparison: list[dict[str, Any]] = []
+        for r in data_side["real"]:
+            s = synthetic_side.get((r.metric, r.attribute, tuple(r.groups)))
+            comparison.append(
+                {
+                    "metric": r.metric,
+                    "attribute": r.attribute,
+                    "groups": r.groups,
+                    "real": r.value,
+                    "real_interval": r.interval_text(),
+                    "synthetic": float("nan") if s is None else s.value,
+                    "synthetic_interval": "" if s is None else s.interval_text(),
+                }
+            )
         shares = group_stats_by_dataset(
             {"real": train_frame, "synthetic": synthetic}, attrs, spec.target, spec.positive_label
         )
@@ -410,11 +437,14 @@ def _comparison_html(rows: list[dict[str, Any]]) -> str:
     body = "".join(
         f"<tr><td>{html_lib.escape(r['metric'])}</td><td>{html_lib.escape(r['attribute'])}</td>"
         f"<td>{html_lib.escape(', '.join(map(str, r['groups'])))}</td>"
-        f"<td class=num>{r['real']:.4f}</td><td class=num>{r['synthetic']:.4f}</td></tr>"
+        f"<td class=num>{r['real']:.4f} {html_lib.escape(r.get('real_interval', ''))}</td>"
+        f"<td class=num>{r['synthetic']:.4f} "
+        f"{html_lib.escape(r.get('synthetic_interval', ''))}</td></tr>"
         for r in rows
     )
     return (
         "<h2>Pre-training metrics: real training data vs released synthetic data</h2>"
+        "<p>With their confidence intervals in brackets.</p>"
         "<table><thead><tr><th>metric</th><th>attribute</th><th>groups</th><th>real</th>"
         f"<th>synthetic</th></tr></thead><tbody>{body}</tbody></table>"
     )

@@ -29,6 +29,7 @@ from genops.core.verdict import (
     decide,
     failure_message,
     make_result,
+    verdict_reasons,
 )
 from genops.workloads.tabular.bias.config import (
     BiasConfig,
@@ -41,6 +42,7 @@ from genops.workloads.tabular.bias.config import (
 from genops.workloads.tabular.bias.metrics import (
     PRETRAINING_METRICS,
     FacetCounts,
+    Stats,
     amplification_results,
     cddl,
     ci,
@@ -62,6 +64,7 @@ from genops.workloads.tabular.bias.metrics import (
     split_columns,
     synthetic_bias_report,
     synthetic_bias_verdict,
+    too_small_reason,
     tvd,
 )
 from genops.workloads.tabular.bias.mitigation import (
@@ -80,6 +83,7 @@ __all__ = [
     "MetricResult",
     "MitigationConfig",
     "MitigationTarget",
+    "Stats",
     "SyntheticBiasThresholds",
     "amplification_results",
     "attribute_figure",
@@ -115,5 +119,7 @@ __all__ = [
     "synthetic_bias_report",
     "synthetic_bias_verdict",
     "target_condition_frame",
+    "too_small_reason",
     "tvd",
+    "verdict_reasons",
 ]

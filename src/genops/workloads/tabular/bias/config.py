@@ -6,6 +6,9 @@ Example (every key optional; shown with the defaults except where noted)::
       policy: warn              # block | warn | mitigate
       positive_label: ">50K"    # default: none, the caller supplies it
       cddl_group_by: education  # default: none (CDDL not computed)
+      confidence: 0.95          # of every metric's interval
+      bootstrap_resamples: 1000 # where no closed form exists
+      seed: 0                   # of the bootstrap
       data:
         max_abs_dpl: 0.1
         max_abs_cddl: 0.1
@@ -26,6 +29,17 @@ therefore choices of this project, picked so that the gates mean something on th
 the real Adult training data (DPL for ``sex='Female'`` vs rest ≈ 0.196) *fails* the default data
 gate, so the configured policy decides what happens. Any threshold may be set to ``null`` (None),
 which keeps the metric in the report but never fails the gate ("report only").
+
+Statistics. Every group metric of both gates carries a confidence interval (``confidence``,
+default 95%): a closed form where one exists (Wilson for a share, Newcombe's hybrid score
+interval for a difference of two shares, Katz's log interval for a ratio of shares and its
+sum-of-variances extension for a ratio of two such ratios), else a seeded percentile bootstrap
+(``bootstrap_resamples``, ``seed``; widened to hold the point value, which a distance's
+percentiles can miss). A metric fails only when its whole interval lies beyond
+the threshold. A group with fewer than ``data.min_group_rows`` rows (or whose "rest" has
+fewer) is "too small to judge" in every metric of both gates: reported with its value and
+interval, never passed or failed on it. Only ``coverage`` judges such a group: it is the rule
+that names it under-covered.
 """
 
 from __future__ import annotations
@@ -114,7 +128,10 @@ class DataBiasThresholds(BaseModel):
         description=(
             "Coverage: every group of a sensitive attribute needs at least this many rows. "
             "Default 100: below that, per-group rates have a standard error of several "
-            "percentage points and a generator has little to learn the group from."
+            "percentage points and a generator has little to learn the group from. The same "
+            "number is the 'too small to judge' rule of every other group metric in both "
+            "gates: a group (or the rest of the rows) with fewer rows in the real data the "
+            "metric reads is reported, never passed or failed on its value."
         ),
     )
 
@@ -236,6 +253,22 @@ class BiasConfig(BaseModel):
         default=None,
         description="Column to stratify CDDL by (e.g. 'education'). Default None: no CDDL.",
     )
+    confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1.0,
+        description="Confidence level of every metric's interval (two-sided).",
+    )
+    bootstrap_resamples: int = Field(
+        default=1000,
+        ge=100,
+        le=100_000,
+        description="Resamples of the percentile bootstrap, for metrics without a closed "
+        "form (KL, JS, CDDL, representation TVD, DPL amplification, per-group fidelity, "
+        "downstream fairness). Per-group fidelity uses at most 200 (it recomputes every "
+        "column's shape per resample).",
+    )
+    seed: int = Field(default=0, description="Seed of the bootstrap resamples.")
     data: DataBiasThresholds = Field(default_factory=DataBiasThresholds)
     synthetic: SyntheticBiasThresholds = Field(default_factory=SyntheticBiasThresholds)
     mitigation: MitigationConfig = Field(default_factory=MitigationConfig)

@@ -64,6 +64,10 @@ test: static ## the whole default test suite (static checks, unit, components, e
 test-fast: static ## the inner loop: static checks, unit, component and compile tests
 	$(PY) -m pytest tests/unit tests/components tests/pipelines -q
 
+.PHONY: test-faults
+test-faults: $(STAMP) ## the fault suite alone (signals and kills injected into real local runs; in make test too)
+	$(PY) -m pytest tests/faults --durations=10
+
 .PHONY: test-slow
 test-slow: $(STAMP) ## the slow tests kept out of the default run (also in test-integration)
 	$(PY) -m pytest -m slow
@@ -92,8 +96,8 @@ PORT ?= 8080
 serve: $(STAMP) ## serve a registered model on 127.0.0.1 (MODEL_URI=..., PORT=...)
 	$(VENV)/bin/genops serve --model-uri $(MODEL_URI) --port $(PORT)
 
-serve-stop: $(STAMP) ## stop the local server the pipeline's deploy step started (PORT=...)
-	$(PY) -c "from genops.core.serving.deploy import stop_local; print('stopped' if stop_local($(PORT)) else 'no server recorded on port $(PORT)')"
+serve-stop: $(STAMP) ## stop the local server the deploy step started (PORT=...); fails if it was found dead
+	$(PY) -m genops.core.serving.deploy stop --port $(PORT)
 
 .PHONY: mlflow-ui
 mlflow-ui: $(STAMP) ## open the MLflow UI over the local store `make run` writes
@@ -144,9 +148,10 @@ export GENOPS_IMAGES_LOCK ?= $(if $(wildcard $(IMAGES_LOCK)),$(abspath $(IMAGES_
 compile-cluster: $(STAMP) ## compile for the cluster (GPU, tolerations, ConfigMap/Secret, images by digest) to pipelines/dist/cluster/
 	reg="$$(docker/registry.sh $(ENV))" && GENOPS_IMAGE_REGISTRY="$$reg" $(PY) -m pipelines.compile --target cluster
 
-submit: $(STAMP) ## compile for the cluster and start a KFP run (KFP_HOST or kubeconfig; CONFIG=, EXPERIMENT=, DRY_RUN=1)
+submit: $(STAMP) ## compile for the cluster and start a KFP run (KFP_HOST or kubeconfig; CONFIG= a local file is uploaded with its data; EXPERIMENT=, DRY_RUN=1, MAX_UPLOAD_MB=)
 	reg="$$(docker/registry.sh $(ENV))" && GENOPS_IMAGE_REGISTRY="$$reg" $(VENV)/bin/genops submit $(PIPELINE) \
-	  --config $(CONFIG) $(if $(EXPERIMENT),--experiment $(EXPERIMENT)) $(if $(DRY_RUN),--dry-run)
+	  --config $(CONFIG) --env $(ENV) $(if $(EXPERIMENT),--experiment $(EXPERIMENT)) $(if $(DRY_RUN),--dry-run) \
+	  $(if $(MAX_UPLOAD_MB),--max-upload-mb $(MAX_UPLOAD_MB))
 
 kfp-ui: ## port-forward the KFP UI (and its API) to http://localhost:8080; then KFP_HOST=http://localhost:8080
 	kubectl -n $(KFP_NAMESPACE) port-forward svc/ml-pipeline-ui 8080:80

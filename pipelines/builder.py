@@ -36,7 +36,10 @@ def tune_study(target: Target) -> Any:
 
     One no-op worker and ``{}`` when tuning is disabled, so the pipeline's shape does not
     depend on the config. (KFP's local runner resolves a ParallelFor over an upstream task's
-    single ``Output`` only, hence the study's coordinates travel as an artifact.)"""
+    single ``Output`` only, hence the study's coordinates travel as an artifact.) A worker
+    whose trial process dies loses only that trial and still succeeds
+    (genops.core.tuning.worker): a failed ParallelFor iteration would fail the whole DAG. On
+    the cluster the three steps are retried (targets.RETRIED_COMPONENTS: safe by design)."""
     configure_task = target.configure
 
     @dsl.pipeline(name="tune-study")

@@ -43,6 +43,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from genops.core.process import DRIVER_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_APP_DIR = "/app"  # where the images hold pipelines/configs and data (docker/*.Dockerfile)
 IMAGE_UID = 10001  # the images' user
@@ -204,12 +206,30 @@ def _prepare_root(pipeline_root: Path) -> dict[str, Any]:
     return {"user": f"{uid}:{os.getgid()}"}
 
 
+LAUNCH_LABEL = "genops.launch_id"
+
+
+def stop_containers(launch_id: str, kill: bool = False) -> int:
+    """Stop (SIGTERM, or SIGKILL with ``kill``) the running containers of one launch (their
+    label :data:`LAUNCH_LABEL`); returns how many."""
+    client = docker_client()
+    try:
+        found = client.containers.list(filters={"label": f"{LAUNCH_LABEL}={launch_id}"})
+        for container in found:
+            with contextlib.suppress(Exception):
+                container.kill() if kill else container.stop(timeout=10)
+        return len(found)
+    finally:
+        client.close()
+
+
 @contextlib.contextmanager
-def docker_runner(pipeline_root: Path) -> Iterator[tuple[Any, str]]:
+def docker_runner(pipeline_root: Path, launch_id: str = "") -> Iterator[tuple[Any, str]]:
     """Start a local MLflow tracking server (127.0.0.1, free port, SQLite + artifact folder
     under $GENOPS_HOME, --serve-artifacts so containers write artifacts over HTTP), yield
     (kfp.local.DockerRunner configured with network_mode='host' and whatever else is needed,
-    tracking_uri), and stop the server on exit.
+    tracking_uri), and stop the server on exit. Containers are labelled with ``launch_id``,
+    so :func:`stop_containers` finds them (what `genops run` does on Ctrl-C).
 
     Raises RunnerError before anything starts when no Docker engine answers or the images of
     this checkout are not built (``make images``)."""
@@ -236,8 +256,12 @@ def docker_runner(pipeline_root: Path) -> Iterator[tuple[Any, str]]:
             "GENOPS_HOME": str(step_home),
             "MLFLOW_TRACKING_URI": tracking_uri,
             **{k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)},
+            # the driver's identity, recorded on the MLflow run (genops.core.process)
+            **{k: os.environ[k] for k in DRIVER_ENV if os.environ.get(k)},
         }
         if "user" in run_args:
             environment["HOME"] = str(step_home)
+        if launch_id:
+            run_args["labels"] = {LAUNCH_LABEL: launch_id}
         runner = local.DockerRunner(network_mode="host", environment=environment, **run_args)
         yield runner, tracking_uri

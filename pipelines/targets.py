@@ -83,10 +83,16 @@ RESOURCES: dict[str, Resources] = {
 #   leave the parent run RUNNING because of one refused connection.
 # - register-model: a retry after the version was created registers a second version with the
 #   same tags; no retry would lose a finished, evaluated model.
+# - tune-setup, tune-worker, tune-summarize: a retry is safe by design: the study is created
+#   with load_if_exists; a worker takes what is left of its share from the study and first
+#   fails the trial its lost pod left RUNNING (genops.core.tuning.worker), so a pod eviction
+#   costs one trial instead of the run; the summary reads the study and logs the same values.
 # Not retried: prepare, data-bias-check and evaluate are deterministic (a retry repeats the
 # same error and logs duplicate nested runs); train holds a GPU and fails for reasons (OOM,
 # bad data) that a retry does not fix.
-RETRIED_COMPONENTS = frozenset({"start-run", "finish-run", "register-model"})
+RETRIED_COMPONENTS = frozenset(
+    {"start-run", "finish-run", "register-model", "tune-setup", "tune-worker", "tune-summarize"}
+)
 RETRY_POLICY: dict[str, Any] = {
     "num_retries": 3,
     "backoff_duration": "30s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 
 from genops.core.config import load_config
 from genops.core.serving.deploy import stop_local
-from pipelines.local import RunSummary, run_local
+from pipelines.local import PipelineFailed, RunSummary, run_local
 from tests.conftest import ADULT_FAST_CONFIG, ADULT_FAST_RUN_METRICS, free_port
 
 pytestmark = pytest.mark.e2e
@@ -38,10 +39,54 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunSummary]:
             str(config),
             tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
             pipeline_root=str(home / "kfp"),
+            out=TERMINAL,
         )
     finally:
         stop_local(port)
         os.environ.pop("GENOPS_HOME", None)
+
+
+TERMINAL = io.StringIO()  # what the run showed on the terminal
+
+
+def test_the_terminal_shows_one_line_per_step_and_the_log_has_the_rest(
+    finished: RunSummary,
+) -> None:
+    shown = TERMINAL.getvalue()
+    steps = [line.split() for line in shown.splitlines() if line.startswith("  ")]
+    assert [s[0] for s in steps] == [
+        "start-run",
+        "prepare-data",
+        "data-bias-check",
+        "tune-setup",
+        "tune-worker",
+        "tune-summarize",
+        "train-synthesizer",
+        "evaluate-synthesizer",
+        "register-model",
+        "bless-model",
+        "promote-model",
+        "deploy-model",
+        "smoke-test-endpoint",
+        "finish-run",
+    ], shown
+    lines = {s[0]: " ".join(s) for s in steps}
+    assert all(" ok " in line for line in lines.values()), shown
+    assert "final_loss" in lines["train-synthesizer"]
+    assert (
+        f"fidelity_column_shapes {finished.metrics['fidelity_column_shapes']:.4f}"
+        in (lines["evaluate-synthesizer"])
+    )
+    assert "rows: train 2,100" in lines["prepare-data"]
+    assert lines["register-model"].endswith("version 1")
+    assert "tuning off" in lines["tune-setup"]
+    # the runner's own output (executor inputs, task banners) is in the log, not on screen
+    assert "executor_input" not in shown and len(shown.splitlines()) < 30, shown
+    log = Path(finished.log_path)
+    assert log.parent.name == "logs" and log.is_file()
+    text = log.read_text()
+    assert "executor_input" in text and "[train-synthesizer]" in text
+    assert f"Full log:          {log}" in finished.render()
 
 
 def test_the_champion_is_served_locally_and_smoke_tested(finished: RunSummary) -> None:
@@ -175,8 +220,14 @@ def test_bad_input_fails_at_prepare_and_registers_nothing(tmp_path: Path) -> Non
         yaml.safe_dump({"base": str(ADULT_FAST_CONFIG), "dataset": {"sources": [str(bad)]}})
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    with pytest.raises(RuntimeError, match="prepare-data"):
+    with pytest.raises(PipelineFailed, match="prepare-data") as failed:
         run_local("tabular-synth", str(config), tracking_uri=uri, pipeline_root=str(tmp_path / "k"))
+    # the error names the step and gives its own message and the log, not the traceback
+    shown = failed.value.render()
+    assert "error: step 'prepare-data' failed: " in shown
+    assert "column 'hours_per_week' failed expect_column_to_exist" in shown
+    assert "Full log:" in shown and "Traceback" not in shown
+    assert "Traceback (most recent call last):" in failed.value.render(traceback=True)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
     assert client.search_registered_models() == []

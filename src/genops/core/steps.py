@@ -11,6 +11,7 @@ them directly. Nothing here knows about KFP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -20,7 +21,13 @@ from typing import Any
 
 import yaml
 
-from genops.core.config import dump_config, load_raw_config, parse_config, read_config_artifact
+from genops.core.config import (
+    dump_config,
+    load_raw_config,
+    parse_config,
+    read_config_artifact,
+    yaml_error_message,
+)
 from genops.core.io import write_text_atomic
 from genops.core.workload import RunConfig, get_workload
 
@@ -35,7 +42,10 @@ def load_config_uri(uri: str) -> RunConfig:
     if uri.startswith("s3://"):
         from genops.core.io import read_bytes
 
-        raw = yaml.safe_load(read_bytes(uri))
+        try:
+            raw = yaml.safe_load(read_bytes(uri))
+        except yaml.YAMLError as exc:  # name the URI, line and column
+            raise ValueError(yaml_error_message(uri, exc)) from exc
         if not isinstance(raw, dict):
             raise ValueError(f"{uri}: expected a mapping at the top level")
         return parse_config(raw, origin=uri)
@@ -56,7 +66,14 @@ def start(
     from genops.core.tracking import start_pipeline_run
 
     config = load_config_uri(config_uri)
+    # what the config leaves to the data (tabular: unlisted columns), resolved once for the run
+    config = get_workload(config.pipeline_name).resolve_config(config).config
     write_text_atomic(config_out, dump_config(config))
+    import hashlib
+
+    from genops.core.io import read_bytes
+
+    config_sha256 = hashlib.sha256(read_bytes(config_uri)).hexdigest()  # the file as named
     run_id = start_pipeline_run(
         tracking_uri,
         config.experiment_name,
@@ -67,19 +84,46 @@ def start(
             "genops.git_commit": git_commit,
             "genops.dataset": config.dataset.name,
             "genops.config_uri": config_uri,
+            "genops.config_sha256": config_sha256,
         },
     )
-    import mlflow
+    from genops.core.process import signals_ignored, stop_guard, stop_reason
+    from genops.core.tracking import announce, close_pipeline_run, failure_text, use_store
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.MlflowClient().log_text(run_id, dump_config(config), "config/run_config.yaml")
+    try:
+        with stop_guard():
+            use_store(tracking_uri).log_text(run_id, dump_config(config), "config/run_config.yaml")
+    except BaseException as exc:
+        # the run exists but its first step failed: close it here, nobody else will
+        stopped = stop_reason(exc) is not None
+        with signals_ignored():
+            close_pipeline_run(
+                tracking_uri,
+                run_id,
+                "KILLED" if stopped else "FAILED",
+                "start-run",
+                failure_text(exc),
+                outcome="interrupted" if stopped else "failed",
+            )
+        announce("start-run", "killed" if stopped else "failed", failure=failure_text(exc))
+        raise
     return run_id
 
 
 def finish(tracking_uri: str, run_id: str) -> str:
+    """The exit handler: close the parent run (and any nested run a dead step left open)."""
+    from genops.core.process import stop_guard
     from genops.core.tracking import finish_pipeline_run
 
-    return finish_pipeline_run(tracking_uri, run_id)
+    with stop_guard():
+        final = finish_pipeline_run(tracking_uri, run_id)
+    from genops.core.modelcard import publish
+
+    try:  # the run's description, data set input, model card: never fail the exit handler
+        publish(tracking_uri, run_id)
+    except Exception as exc:
+        print(f"warning: the run's description and model card were not written: {exc}")
+    return final
 
 
 # ---------------------------------------------------------------- gates (verdicts)
@@ -127,11 +171,12 @@ def tag_data_gate(run_id: str, verdict: Any, decision: str) -> None:
     import mlflow
 
     from genops.core.tracking import STATUS_TAG
-    from genops.core.verdict import failure_message
+    from genops.core.verdict import failure_message, verdict_reasons
 
     mlflow.set_tags({"genops.data_bias_passed": str(verdict.passed), "genops.decision": decision})
     client = mlflow.MlflowClient()
     client.set_tag(run_id, "genops.data_bias", "passed" if verdict.passed else "failed")
+    client.set_tag(run_id, "genops.data_bias.reasons", verdict_reasons(verdict)[:4000])
     if decision == "stop":
         client.set_tag(run_id, STATUS_TAG, "blocked")
         client.set_tag(run_id, "genops.failure", failure_message(verdict)[:4000])
@@ -143,10 +188,11 @@ def tag_synthetic_gate(run_id: str, verdict: Any) -> None:
     import mlflow
 
     from genops.core.tracking import STATUS_TAG
-    from genops.core.verdict import failure_message
+    from genops.core.verdict import failure_message, verdict_reasons
 
     client = mlflow.MlflowClient()
     client.set_tag(run_id, "genops.synthetic_bias", "passed" if verdict.passed else "failed")
+    client.set_tag(run_id, "genops.synthetic_bias.reasons", verdict_reasons(verdict)[:4000])
     if not verdict.passed:
         client.set_tag(run_id, STATUS_TAG, "rejected")
         client.set_tag(run_id, "genops.failure", failure_message(verdict)[:4000])
@@ -195,7 +241,7 @@ def tune_setup(config_path: str | Path, tracking_uri: str, run_id: str) -> TuneS
     With tuning disabled there is one no-op worker (the pipeline's shape does not change)."""
     import mlflow
 
-    from genops.core.tracking import step_run
+    from genops.core.tracking import HEADLINE_TAG, step_run
     from genops.core.tuning.study import create_study, resolve_storage
 
     config = read_config(config_path)
@@ -208,15 +254,18 @@ def tune_setup(config_path: str | Path, tracking_uri: str, run_id: str) -> TuneS
                 "n_workers": spec.n_workers,
                 "sampler": spec.sampler,
                 "pruner": spec.pruner,
+                "min_completed_trials": spec.min_completed_trials,
             }
         )
         mlflow.log_dict(spec.model_dump(mode="json"), "tuning/spec.json")
         if not spec.enabled:
+            mlflow.set_tag(HEADLINE_TAG, "tuning off")
             return TuneSetup("", "", run.info.run_id, [0])
         storage = resolve_storage(spec, run_id)
         name = f"{config.dataset.name}-{run_id}"
         create_study(spec, storage, name)
         mlflow.log_params({"study_name": name, "storage": storage.split("@")[-1]})
+        mlflow.set_tag(HEADLINE_TAG, f"{spec.n_trials} trials on {spec.n_workers} workers")
     return TuneSetup(storage, name, run.info.run_id, list(range(spec.n_workers)))
 
 
@@ -229,39 +278,100 @@ def tune_worker(
     storage_url: str,
     study_name: str,
     worker: int,
+    workdir: str | Path | None = None,
 ) -> dict[str, int]:
-    """Run one worker's share of trials; every trial is a nested run of the tuning run."""
+    """Run one worker's share of trials, every trial a nested run of the tuning run.
+
+    The trials run in a trial process this step supervises (genops.core.tuning.worker): a
+    trial process that dies loses only its running trial (marked FAIL, logged as a FAIL
+    trial run) and the worker goes on with the rest of its share, so one lost worker does not
+    fail the pipeline. Returns the worker's counts: complete, pruned, failed, lost."""
     if not storage_url:
-        return {"complete": 0, "pruned": 0, "failed": 0}
-    from genops.core.tuning.study import run_worker
+        return {"complete": 0, "pruned": 0, "failed": 0, "lost": 0}
+    import tempfile
+
+    from genops.core.tracking import announce, use_store
+    from genops.core.tuning.worker import TrialRequest, supervise
 
     config = read_config(config_path)
-    budget: dict[str, Any] = {"seed": config.model.seed}
-    if config.tuning.trial_epochs is not None:
-        budget["epochs"] = config.tuning.trial_epochs
     if config.tuning.n_workers > 1:
         # parallel workers share the cores: one torch thread each avoids oversubscription
         os.environ.setdefault("GENOPS_TORCH_THREADS", "1")
+    request = TrialRequest(
+        config_path=str(config_path),
+        train_path=str(train_path),
+        validation_path=str(validation_path),
+        tracking_uri=tracking_uri,
+        tuning_run_id=tuning_run_id,
+        storage_url=storage_url,
+        study_name=study_name,
+        worker=worker,
+        n_trials=config.tuning.trials_for_worker(worker),
+        timeout_s=config.tuning.timeout_s,
+        entry=f"{__name__}:{run_tune_trials.__name__}",
+    )
+    log_trial = trial_logger(tracking_uri, tuning_run_id, worker)
+
+    def log_lost(number: int, params: dict[str, Any], reason: str) -> None:
+        log_trial(number, params, "FAIL", {"error": reason, "lost": 1}, [])
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="genops-tune-") as scratch:
+            counts = supervise(config.tuning, request, Path(workdir or scratch), log_lost=log_lost)
+    except BaseException as exc:
+        from genops.core.tracking import failure_text, record_step_failure
+
+        with contextlib.suppress(Exception):
+            parent = use_store(tracking_uri).get_run(tuning_run_id).data.tags
+            record_step_failure(
+                tracking_uri,
+                parent["mlflow.parentRunId"],
+                "tune-worker",
+                failure_text(exc),
+                stopped=isinstance(exc, KeyboardInterrupt),
+            )
+        announce("tune-worker", "failed", failure=failure_text(exc))
+        raise
+    losses = counts.pop("losses")
+    headline = (
+        f"{counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} failed"
+    )
+    if losses:
+        headline += f"; {len(losses)} lost: {', '.join(losses)}"
+    announce("tune-worker", "end", headline=headline)
+    return counts
+
+
+def run_tune_trials(request: Any) -> dict[str, int]:
+    """The trial process's work (genops.core.tuning.worker): the workload's objective over
+    ``request.n_trials`` trials of the shared study."""
+    from genops.core.tuning.study import run_worker
+
+    config = read_config(request.config_path)
+    budget: dict[str, Any] = {"seed": config.model.seed}
+    if config.tuning.trial_epochs is not None:
+        budget["epochs"] = config.tuning.trial_epochs
     objective, build = get_workload(config.pipeline_name).tuning_objective(
-        config, str(train_path), str(validation_path), budget
+        config, str(request.train_path), str(request.validation_path), budget
     )
     return run_worker(
         config.tuning,
-        storage_url,
-        study_name,
-        worker,
+        request.storage_url,
+        request.study_name,
+        request.worker,
         objective,
         build=build,
-        log_trial=trial_logger(tracking_uri, tuning_run_id, worker),
+        log_trial=trial_logger(request.tracking_uri, request.tuning_run_id, request.worker),
+        n_trials=request.n_trials,
+        timeout=request.timeout_s,
     )
 
 
 def trial_logger(tracking_uri: str, tuning_run_id: str, worker: int) -> Any:
     """A ``log_trial`` callback: every trial becomes a nested run of the tuning run."""
-    import mlflow
+    from genops.core.tracking import use_store
 
-    mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient()
+    client = use_store(tracking_uri)
     tuning_run = client.get_run(tuning_run_id)
 
     def log_trial(
@@ -310,28 +420,59 @@ def tune_summarize(
     study_name: str,
     params_out: str | Path,
 ) -> dict[str, Any]:
-    """Best params (``{}`` when tuning is off or every trial failed) and the study plots."""
+    """Best params over every completed trial (``{}`` when tuning is off) and the study plots.
+    Fails the run (step ``tune``) only when fewer than ``tuning.min_completed_trials``
+    trials completed; the tuning run is then FAILED and says why."""
     import matplotlib.pyplot as plt
     import mlflow
 
-    from genops.core.tuning.study import dumps, study_figures, summarize, trials_table
+    from genops.core.process import stop_guard
+    from genops.core.tracking import (
+        HEADLINE_TAG,
+        announce,
+        failure_text,
+        record_step_failure,
+        use_store,
+    )
+    from genops.core.tuning.study import (
+        dumps,
+        require_completed,
+        study_figures,
+        summarize,
+        trials_table,
+    )
 
     config = read_config(config_path)
     if not storage_url:
         write_text_atomic(params_out, "{}")
+        announce("tune", "end", headline="tuning off: the model's own settings")
         return {}
-    summary = summarize(config.tuning, storage_url, study_name)
-    write_text_atomic(params_out, json.dumps(summary.best_params))
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(
-        experiment_id=mlflow.MlflowClient().get_run(tuning_run_id).info.experiment_id
-    )
-    with mlflow.start_run(run_id=tuning_run_id):
+    client = use_store(tracking_uri)
+    mlflow.set_experiment(experiment_id=client.get_run(tuning_run_id).info.experiment_id)
+    with stop_guard(), mlflow.start_run(run_id=tuning_run_id):
+        try:
+            summary = summarize(config.tuning, storage_url, study_name)
+            mlflow.log_text(dumps(trials_table(storage_url, study_name)), "tuning/trials.json")
+            mlflow.log_metrics(
+                {f"trials_{state.lower()}": float(n) for state, n in summary.states.items()}
+            )
+            if summary.failures:
+                mlflow.log_text("\n".join(summary.failures), "tuning/failures.txt")
+            require_completed(config.tuning, summary)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                record_step_failure(
+                    tracking_uri,
+                    run_id,
+                    "tune",
+                    failure_text(exc),
+                    isinstance(exc, KeyboardInterrupt),
+                )
+                mlflow.set_tag("genops.failure", failure_text(exc)[:4000])
+            announce("tune", "failed", failure=failure_text(exc))
+            raise
+        write_text_atomic(params_out, json.dumps(summary.best_params))
         mlflow.log_dict(summary.best_params, "tuning/best_params.json")
-        mlflow.log_text(dumps(trials_table(storage_url, study_name)), "tuning/trials.json")
-        mlflow.log_metrics(
-            {f"trials_{state.lower()}": float(n) for state, n in summary.states.items()}
-        )
         if summary.best_value is not None:
             mlflow.log_metric("best_objective", summary.best_value)
         for key, value in summary.best_params.items():
@@ -339,7 +480,17 @@ def tune_summarize(
         for name, fig in study_figures(storage_url, study_name).items():
             mlflow.log_figure(fig, f"tuning/{name}.png")
             plt.close(fig)
-    mlflow.MlflowClient().log_param(run_id, "tuned_params", json.dumps(summary.best_params)[:6000])
+        headline = (
+            f"best objective {summary.best_value:.4f} from {summary.completed} of "
+            f"{summary.n_trials} trials"
+            if summary.best_value is not None
+            else f"no completed trial of {summary.n_trials}: the model's own settings"
+        )
+        if summary.failures:
+            headline += f" ({len(summary.failures)} failed)"
+        mlflow.set_tag(HEADLINE_TAG, headline)
+    client.log_param(run_id, "tuned_params", json.dumps(summary.best_params)[:6000])
+    announce("tune", "end", headline=headline)
     return summary.best_params
 
 
@@ -376,11 +527,18 @@ def register(
                 "genops.pipeline_run_id": run_id,
                 "genops.train_run_id": meta["train_run_id"],
             },
+            run_id=run_id,  # the version's run: the pipeline run lists it
         )
         mlflow.log_params({"registered_model": config.model_name, "model_version": version})
         client = mlflow.MlflowClient()
         client.set_tag(run_id, "genops.registered_model", f"{config.model_name}/{version}")
         client.set_tag(run_id, STATUS_TAG, "succeeded")
+        from genops.core.modelcard import write_card
+
+        try:  # the card (blessing pending); a retry of this step would register twice
+            write_card(tracking_uri, run_id)
+        except Exception as exc:
+            mlflow.set_tag("genops.model_card_error", str(exc)[:4000])
     return version
 
 
@@ -426,6 +584,7 @@ def bless(
             config.model_name, model_version, "genops.blessing", verdict.summary()[:4000]
         )
         client.set_tag(run_id, "genops.blessed", str(verdict.blessed).lower())
+        client.set_tag(run_id, "genops.blessing.reasons", verdict.summary()[:4000])
     return verdict.blessed
 
 
@@ -485,14 +644,12 @@ def deploy(config_path: str | Path, tracking_uri: str, run_id: str, model_versio
     return endpoint
 
 
-def _deploy_kserve(config: RunConfig, model_version: str) -> str:
-    import mlflow
-
-    from genops.core.serving import kserve
-
-    source = mlflow.MlflowClient().get_model_version_download_uri(config.model_name, model_version)
+def kserve_settings(config: RunConfig, storage: str) -> dict[str, Any]:
+    """The keyword arguments of :func:`genops.core.serving.kserve.render_inference_service`
+    for ``config``'s model at ``storage`` (an ``s3://`` prefix): the deploy step's settings,
+    then the workload's own (runtime, model format, arguments, autoscaling). The cluster
+    contract test renders through this too."""
     ks = config.deploy.kserve
-    storage = kserve.resolve_storage_uri(source, os.environ.get("MLFLOW_ARTIFACTS_DESTINATION"))
     settings: dict[str, Any] = {
         "name": config.model_name,
         "storage_uri": storage,
@@ -508,16 +665,28 @@ def _deploy_kserve(config: RunConfig, model_version: str) -> str:
         "max_replicas": ks.max_replicas,
     }
     settings |= get_workload(config.pipeline_name).kserve_model(config, storage)
-    manifest = kserve.render_inference_service(**settings)
+    return settings
+
+
+def _deploy_kserve(config: RunConfig, model_version: str) -> str:
+    import mlflow
+
+    from genops.core.serving import kserve
+
+    source = mlflow.MlflowClient().get_model_version_download_uri(config.model_name, model_version)
+    ks = config.deploy.kserve
+    storage = kserve.resolve_storage_uri(source, os.environ.get("MLFLOW_ARTIFACTS_DESTINATION"))
+    manifest = kserve.render_inference_service(**kserve_settings(config, storage))
     mlflow.log_text(kserve.to_yaml(manifest), "deploy/inferenceservice.yaml")
     applied = kserve.apply(manifest, ks.namespace)
     try:
-        kserve.wait_ready(
+        ready = kserve.wait_ready(
             config.model_name, ks.namespace, int(applied["metadata"].get("generation", 1))
         )
     except TimeoutError as exc:
         return f"{FAILED_DEPLOY}{exc}"  # the smoke test fails and the champion rolls back
-    return f"http://{config.model_name}.{ks.namespace}.svc.cluster.local"
+    # RawDeployment serves at the predictor Service (status.address.url), not at <name>
+    return kserve.endpoint_url(ready)
 
 
 def smoke_test(config_path: str | Path, tracking_uri: str, run_id: str, endpoint: str) -> bool:
@@ -562,7 +731,9 @@ def rollback(config_path: str | Path, tracking_uri: str, run_id: str) -> str:
             restored, note = move.to_version, move.describe()
         except RegistryError as exc:
             # The first champion has nothing to go back to: remove the alias instead.
-            client.delete_registered_model_alias(config.model_name, "champion")
+            from genops.core.aliases import retire_champion  # tagged: never restored
+
+            retire_champion(config.model_name)
             restored, note = "", f"{exc}; alias removed"
         if config.deploy.target == "local":
             # the server loaded the failed version: serve the restored champion, or nothing

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
@@ -75,6 +76,94 @@ class SmokeResult:
 
     passed: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class PreflightProblem:
+    """What a check before any step starts found about a source (or another input): a
+    problem that stops the run, or (``blocking`` False) a note such as "not checked"."""
+
+    subject: str  # the file or URI it is about
+    message: str
+    blocking: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A config with what it leaves to the data filled in, and what a person should know of
+    it (one line each: what was inferred, what was left out and why)."""
+
+    config: Any  # the workload's RunConfig
+    summary: list[str]
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A local file or folder a run config reads: where in the config (``field``: the keys
+    and list indexes down to the value) and its path. ``genops submit`` uploads it and
+    writes its ``s3://`` URI into that field of the uploaded copy."""
+
+    field: tuple[str | int, ...]
+    path: str
+
+    @property
+    def name(self) -> str:
+        """The field as a person writes it, e.g. ``dataset.sources[1]``."""
+        text = ""
+        for part in self.field:
+            text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        return text.lstrip(".")
+
+
+@dataclass(frozen=True)
+class CardFigure:
+    """One evaluation figure of a model card, with what it is read against."""
+
+    name: str
+    value: float | None
+    meaning: str
+    baseline: str = ""  # a metric of the same run, or words ("1.0: identical columns")
+    baseline_value: float | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A pipeline run as a model card reads it: the parent run's metrics, params and tags,
+    and each step's metrics and params by step name (``prepare``, ``evaluate``, ...)."""
+
+    metrics: Mapping[str, float]
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+    step_metrics: Mapping[str, Mapping[str, float]]
+    step_params: Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class ModelCardFacts:
+    """What a workload tells its model card (genops.core.modelcard lays out the sections)."""
+
+    model: str  # what the model is, one sentence
+    intended_use: list[str]
+    out_of_scope: list[str]
+    training_data: list[str]  # rows, classes, ... one line each
+    sensitive_attributes: list[str]
+    figures: list[CardFigure]
+    limitations: list[str] = field(default_factory=list)
+    example_request: dict[str, Any] = field(default_factory=dict)  # body of POST /generate
+
+
+def is_local_path(value: Any) -> bool:
+    """A path on this machine, not a URI (``s3://...``, ``sklearn:digits``); the same rule
+    as config loading's."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and "://" not in value
+        and re.match(r"^[a-z][a-z0-9+.-]+:(?![\\/])", value) is None
+    )
 
 
 class TrialObjective(Protocol):
@@ -149,8 +238,53 @@ class Workload(ABC):
     def kserve_model(self, config: Any, storage_uri: str) -> dict[str, Any]:
         """Keyword overrides of :func:`genops.core.serving.kserve.render_inference_service`
         for this workload's model (``model_format``, ``runtime``, ``args``, ``storage_uri``,
-        autoscaling); ``{}`` serves the MLflow pyfunc with the genops MLServer runtime."""
+        autoscaling); ``{}`` serves the MLflow pyfunc with ``genops serve`` (the platform's
+        ServingRuntime genops-server)."""
         return {}
+
+    def preflight(self, config: Any) -> list[PreflightProblem]:
+        """Cheap checks of the config's inputs before any step starts (``genops
+        check-config`` and ``genops run`` call it): each source exists, can be read, and holds
+        what the config names. Reads no more than a header. Default: nothing to check."""
+        return []
+
+    def resolve_config(self, config: Any) -> Resolution:
+        """The config with what it leaves to the data filled in (the tabular workload infers
+        the columns a spec does not list). The pipeline's start step writes the result as
+        the run's config; every later step reads it. Raises ValueError naming the column and
+        the rule when the data cannot fit the config. Default: the config as it is."""
+        return Resolution(config, [])
+
+    def local_sources(self, config: Any) -> list[LocalSource]:
+        """The local files and folders ``config`` reads, by field (``genops submit`` uploads
+        them). Default: ``dataset.source`` and each of ``dataset.sources`` that is a local
+        path (config loading made them absolute, relative to the config file)."""
+        dataset = getattr(config, "dataset", None)
+        found: list[LocalSource] = []
+        source = getattr(dataset, "source", None)
+        if is_local_path(source):
+            found.append(LocalSource(("dataset", "source"), str(source)))
+        for i, item in enumerate(getattr(dataset, "sources", None) or []):
+            if is_local_path(item):
+                found.append(LocalSource(("dataset", "sources", i), str(item)))
+        return found
+
+    def model_card_facts(self, config: Any, run: RunRecord) -> ModelCardFacts:
+        """What the model card of a version says about this workload's model: what it is, its
+        uses, its training data, its figures with their baselines, its limitations and an
+        example request. Default: the headline metrics, without baselines."""
+        return ModelCardFacts(
+            model=f"A generative model trained by the {self.name} pipeline.",
+            intended_use=[],
+            out_of_scope=[],
+            training_data=[],
+            sensitive_attributes=[],
+            figures=[
+                CardFigure(key, run.metrics[key], "")
+                for key in self.headline_metrics
+                if key in run.metrics
+            ],
+        )
 
     @abstractmethod
     def serving_adapter(self, python_model: Any, pyfunc: Any) -> ServingAdapter:

@@ -6,6 +6,7 @@ tuning:
   n_trials: 6
   n_workers: 2
   trial_epochs: 20      # budget per trial
+  min_completed_trials: 1   # fewer completed trials fail the run (lost workers, failures)
   sampler: tpe          # tpe | random
   pruner: median        # median | hyperband | none
   search_space:
@@ -77,6 +78,12 @@ class TuningSpec(BaseModel):
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
     pruner_startup_trials: int = Field(2, ge=0)
+    min_completed_trials: int = Field(
+        1,
+        ge=0,
+        description="The run fails when fewer trials than this completed (a worker that "
+        "dies loses only its running trial; the summary uses every completed one).",
+    )
     seed: int = 0
     trial_epochs: int | None = Field(
         None,
@@ -99,6 +106,15 @@ class TuningSpec(BaseModel):
             "embedding_dim": ParamSpec(type="categorical", choices=[64, 128]),
         }
     )
+
+    @model_validator(mode="after")
+    def _enough_trials(self) -> TuningSpec:
+        if self.min_completed_trials > self.n_trials:
+            raise ValueError(
+                f"min_completed_trials ({self.min_completed_trials}) is more than n_trials "
+                f"({self.n_trials})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_secret_in_storage(self) -> TuningSpec:

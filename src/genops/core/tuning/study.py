@@ -1,9 +1,17 @@
 """Optuna studies shared by parallel workers, with pruning and MLflow trial runs.
 
-The pipeline runs ``setup`` once, ``run_worker`` N times in parallel (a KFP ``ParallelFor``),
-then ``summarize``. Workers share one study through its storage: a journal file locally,
-the cluster's PostgreSQL there. A worker that dies loses only the trial it was running:
-the others go on, and a failed trial is recorded as FAIL, not retried in a loop.
+The pipeline runs ``setup`` once, N workers in parallel (a KFP ``ParallelFor``), then
+``summarize``. Workers share one study through its storage: a journal file locally, the
+cluster's PostgreSQL there. A worker that dies loses only the trial it was running: each
+worker step supervises a trial process (:mod:`genops.core.tuning.worker`) and marks the
+trial a dead process left RUNNING as FAIL (:func:`fail_running_trials`; on PostgreSQL the
+storage's heartbeat does the same for a worker pod that vanished), the others go on, and a
+failed trial is recorded as FAIL, not retried in a loop. :func:`summarize` uses every
+completed trial; :func:`require_completed` fails the run only when fewer than
+``tuning.min_completed_trials`` completed.
+
+Every trial carries the worker that ran it and that worker's process id as user attributes
+(:data:`WORKER_ATTR`, :data:`PID_ATTR`), so a supervisor fails exactly its own lost trials.
 """
 
 from __future__ import annotations
@@ -11,13 +19,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from genops.core.tuning.space import TuningSpec, suggest
 from genops.core.workload import TrialObjective
 
 ENV_STORAGE = "env:OPTUNA_STORAGE_URL"
+WORKER_ATTR = "genops_worker"
+PID_ATTR = "genops_pid"
+FAILURE_ATTR = "genops_failure"
+
+
+class TuningError(RuntimeError):
+    """Too few trials completed for the run to go on."""
 
 
 def resolve_storage(spec: TuningSpec, run_id: str) -> str:
@@ -107,9 +122,12 @@ def run_worker(
     judge: TrialObjective,
     build: Any,
     log_trial: Any = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
 ) -> dict[str, int]:
-    """Run this worker's share of trials. ``build(params)`` returns an unfitted model;
-    ``log_trial(trial_number, params, state, values, history)`` records a trial (MLflow).
+    """Run this worker's share of trials (or ``n_trials``, within ``timeout`` seconds: what a
+    supervisor leaves to a restarted trial process). ``build(params)`` returns an unfitted
+    model; ``log_trial(trial_number, params, state, values, history)`` records a trial.
 
     ``judge`` is the workload's :class:`~genops.core.workload.TrialObjective`: its
     ``intermediate`` value is reported to the pruner every ``objective.report_every`` epochs,
@@ -131,9 +149,11 @@ def run_worker(
     counts = {"complete": 0, "pruned": 0, "failed": 0}
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, spec.search_space)  # enqueued values come back from suggest
+        trial.set_user_attr(WORKER_ATTR, worker)
+        trial.set_user_attr(PID_ATTR, os.getpid())
+        params: dict[str, Any] = {}
         history: list[dict[str, float]] = []
-        model = build(params)
+        model: Any = None
 
         def on_epoch_end(epoch: int, _losses: dict[str, float]) -> None:
             if (epoch + 1) % every:
@@ -145,6 +165,8 @@ def run_worker(
                 raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} ({metric} {value:.4f})")
 
         try:
+            params = suggest(trial, spec.search_space)  # enqueued values come back from suggest
+            model = build(params)
             judge.fit(model, on_epoch_end)
             values = judge.final(model, trial.number)
         except optuna.TrialPruned:
@@ -153,7 +175,10 @@ def run_worker(
             raise
         except Exception as exc:
             counts["failed"] += 1
-            log_trial_safely(trial.number, params, "FAIL", {"error": str(exc)}, history)
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())
+            with contextlib.suppress(Exception):
+                trial.set_user_attr(FAILURE_ATTR, why[:300])
+            log_trial_safely(trial.number, params, "FAIL", {"error": why}, history)
             raise
         counts["complete"] += 1
         log_trial_safely(trial.number, params, "COMPLETE", values, history)
@@ -161,12 +186,54 @@ def run_worker(
 
     study.optimize(
         objective,
-        n_trials=spec.trials_for_worker(worker),
-        timeout=spec.timeout_s,
+        n_trials=spec.trials_for_worker(worker) if n_trials is None else n_trials,
+        timeout=spec.timeout_s if timeout is None else timeout,
         catch=(Exception,),  # a failing trial is recorded FAIL; the worker goes on
         gc_after_trial=True,
     )
     return counts
+
+
+def fail_running_trials(
+    storage_url: str,
+    study_name: str,
+    reason: str,
+    worker: int | None = None,
+    pid: int | None = None,
+) -> list[Any]:
+    """Mark FAIL the trials left RUNNING (by ``worker``, by process ``pid``; all when None):
+    their process is gone. Each gets ``reason`` as its :data:`FAILURE_ATTR`. Returns them
+    (frozen, as they were: number and params)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = open_storage(storage_url)
+    study_id = storage.get_study_id_from_name(study_name)
+    failed = []
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if worker is not None and attrs.get(WORKER_ATTR) != worker:
+            continue
+        if pid is not None and attrs.get(PID_ATTR) != pid:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, FAILURE_ATTR, reason[:1000])
+            if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                failed.append(trial)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # it ended meanwhile (another process failed it first)
+    return failed
+
+
+def worker_states(storage_url: str, study_name: str, worker: int) -> dict[str, int]:
+    """How many of ``worker``'s trials are in each state (COMPLETE, PRUNED, FAIL, RUNNING)."""
+    storage = open_storage(storage_url)
+    study_id = storage.get_study_id_from_name(study_name)
+    states: dict[str, int] = {}
+    for trial in storage.get_all_trials(study_id, deepcopy=False):
+        if trial.user_attrs.get(WORKER_ATTR) == worker:
+            states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    return states
 
 
 @dataclass
@@ -175,21 +242,48 @@ class StudySummary:
     best_value: float | None
     states: dict[str, int]
     n_trials: int
+    failures: list[str] = field(default_factory=list)  # "trial 3: <why>" for each FAIL
+
+    @property
+    def completed(self) -> int:
+        return self.states.get("COMPLETE", 0)
 
 
 def summarize(spec: TuningSpec, storage_url: str, study_name: str) -> StudySummary:
+    """Best params over every completed trial. Every worker has ended when this runs, so a
+    trial still RUNNING lost its process: it is marked FAIL first."""
     import optuna
 
+    fail_running_trials(
+        storage_url, study_name, "its worker process ended before the trial did (lost)"
+    )
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     states: dict[str, int] = {}
+    failures = []
     for t in study.trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1
+        if t.state == optuna.trial.TrialState.FAIL:
+            why = t.user_attrs.get(FAILURE_ATTR) or t.system_attrs.get("fail_reason") or "failed"
+            failures.append(f"trial {t.number}: {str(why)[:300]}")
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
-        return StudySummary({}, None, states, len(study.trials))
+        return StudySummary({}, None, states, len(study.trials), failures)
     best = study.best_trial
     params = {k.split(".", 1)[-1]: v for k, v in best.params.items()}
-    return StudySummary(params, float(best.value or 0.0), states, len(study.trials))
+    return StudySummary(params, float(best.value or 0.0), states, len(study.trials), failures)
+
+
+def require_completed(spec: TuningSpec, summary: StudySummary) -> None:
+    """TuningError when fewer than ``spec.min_completed_trials`` trials completed."""
+    if summary.completed >= spec.min_completed_trials:
+        return
+    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items())) or "none"
+    why = "; ".join(summary.failures[:5])
+    raise TuningError(
+        f"tuning: {summary.completed} of {summary.n_trials} trials completed, fewer than "
+        f"tuning.min_completed_trials = {spec.min_completed_trials} (trials: {states})"
+        + (f"; {why}" if why else "")
+    )
 
 
 def study_figures(storage_url: str, study_name: str) -> dict[str, Any]:

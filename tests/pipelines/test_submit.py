@@ -190,6 +190,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "KUBE_CONTEXT",
         "MLFLOW_TRACKING_URI",
         "GENOPS_TARGET",
+        "GENOPS_S3_BUCKET",
+        "GENOPS_ENV",
+        "GENOPS_TF_OUTPUTS",
+        "GENOPS_MAX_UPLOAD_MB",
     ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
@@ -417,13 +421,18 @@ def test_config_uri_is_what_the_image_sees(
 
 
 def test_a_config_the_cluster_cannot_read_is_refused(tmp_path: Path, capsys: Any) -> None:
+    """A local config is uploaded (tests/pipelines/test_submit_uploads.py), once it is valid;
+    other schemes and missing files are refused."""
     mine = tmp_path / "mine.yaml"
     mine.write_text("dataset: {}\n")
     assert _submit(tmp_path, "--dry-run", "--config", str(mine)) == 2
     err = capsys.readouterr().err
-    assert "cannot read this file" in err and "s3://" in err
+    assert f"{mine}: invalid configuration" in err and "dataset.name" in err
     assert _submit(tmp_path, "--dry-run", "--config", "gs://b/k.yaml") == 2
+    assert "use an s3:// URI or a file" in capsys.readouterr().err
     assert _submit(tmp_path, "--dry-run", "--config", "pipelines/configs/nope.yaml") == 2
+    assert _submit(tmp_path, "--dry-run", "--config", str(tmp_path / "nope.yaml")) == 2
+    assert "no such file" in capsys.readouterr().err
 
 
 def test_tracking_uri_defaults_and_local_stores() -> None:

@@ -26,6 +26,11 @@ class ImageWorkload(Workload):
         "min_relative_share",
     )
 
+    def model_card_facts(self, config: Any, run: Any) -> Any:
+        from genops.workloads.image.card import card_facts
+
+        return card_facts(config, run)
+
     def tuning_objective(
         self, config: Any, train_path: str, validation_path: str, budget: dict[str, Any]
     ) -> tuple[TrialObjective, Callable[[dict[str, Any]], Any]]:

@@ -142,13 +142,18 @@ def lstm_baseline(budget: float, seed: int = 0) -> dict[str, float]:
 # ---------------------------------------------------------------- the transformer
 
 
-def transformer(budget: float) -> tuple[dict[str, float], Any]:
+def transformer(budget: float, augmented: bool = False) -> tuple[dict[str, float], Any]:
+    """The default config's model trained for ``budget`` seconds; ``augmented``: on the
+    counterfactually augmented train split (the ``mitigate`` policy's training text)."""
     from genops.core.config import load_config
     from genops.workloads.text import lm
+    from genops.workloads.text.gender import augment, corpus_statistics, load_probes
     from genops.workloads.text.steps import build_candidate, train_params
 
     config = load_config(REPO / "pipelines" / "configs" / "wikitext.yaml")
     train, valid, test = _lines("train"), _lines("valid"), _lines("test")
+    if augmented:
+        train = augment(train, load_probes(config.bias))
     started = time.perf_counter()
     candidate = build_candidate(config, train, valid)
     tokenize_seconds = time.perf_counter() - started
@@ -179,9 +184,38 @@ def transformer(budget: float) -> tuple[dict[str, float], Any]:
             "int8_increase": ppl8.word_perplexity / ppl.word_perplexity - 1.0,
             "score_seconds": time.perf_counter() - scored,
             "parameters": float(sum(p.numel() for p in candidate.model.parameters())),
+            "train_words": float(lm.word_count(train)),
+            **_association(candidate, config),
+            "corpus_masculine_pronoun_share": float(
+                corpus_statistics(train, load_probes(config.bias))["masculine_share"]
+            ),
         },
         candidate,
     )
+
+
+def _association(candidate: Any, config: Any) -> dict[str, float]:
+    """How strongly the model prefers masculine over feminine next words after the probe
+    templates ("The nurse said that"): log P(masculine) - log P(feminine), natural log,
+    averaged over occupations and templates (and its mean absolute value)."""
+    import numpy as np
+
+    from genops.workloads.text import lm
+    from genops.workloads.text.gender import load_probes, template_preferences
+
+    probes = load_probes(config.bias)
+    model = candidate.model
+
+    def score_next(prompts: list[str], words: list[str]) -> np.ndarray:
+        return lm.next_word_logprobs(model, candidate.tokenizer, prompts, words)
+
+    prefs = np.asarray(list(template_preferences(score_next, probes).values()), dtype=float)
+    return {
+        "mean_template_preference": float(prefs.mean()),
+        "mean_abs_template_preference": float(np.abs(prefs).mean()),
+        "occupations_preferring_masculine": float((prefs.mean(axis=1) > 0).sum()),
+        "occupations": float(len(prefs)),
+    }
 
 
 # ---------------------------------------------------------------- generation speed
@@ -270,6 +304,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/text.json")
     parser.add_argument("--budget", type=float, default=600.0, help="training seconds of each")
+    parser.add_argument(
+        "--no-cda",
+        action="store_true",
+        help="skip the third model (trained on the counterfactually augmented corpus)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results: dict[str, Any] = {
@@ -285,6 +324,8 @@ def main() -> None:
     results["transformer_beats_lstm"] = (
         results["transformer"]["word_perplexity"] < results["lstm"]["word_perplexity"]
     )
+    if not args.no_cda:
+        results["transformer_cda"], _ = transformer(args.budget, augmented=True)
     from genops.workloads.text import lm
 
     model = candidate.model.cpu().eval()
@@ -313,12 +354,44 @@ def main() -> None:
         f"{results['transformer']['parameters']:.0f} |",
         f"| same, dynamic int8 | | {results['transformer']['word_perplexity_int8']:.1f} | |",
         "",
+        f"Targets: the transformer beats the LSTM: {results['transformer_beats_lstm']}; "
+        f"perplexity <= 200: {results['transformer']['word_perplexity'] <= 200}.",
+        "",
+        *_cda_lines(results),
         "| generation | value |",
         "|---|---:|",
         *[f"| {k} | {v:.1f} |" for k, v in speed.items()],
     ]
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _cda_lines(results: dict[str, Any]) -> list[str]:
+    if "transformer_cda" not in results:
+        return []
+    base, cda = results["transformer"], results["transformer_cda"]
+    rows = [
+        ("word-level test perplexity", "word_perplexity", "{:.1f}"),
+        (
+            "mean log P(masc.) - log P(fem.) after the templates",
+            "mean_template_preference",
+            "{:+.3f}",
+        ),
+        ("mean absolute preference", "mean_abs_template_preference", "{:.3f}"),
+        ("occupations preferring masculine", "occupations_preferring_masculine", "{:.0f}"),
+        ("masculine share of the corpus's pronouns", "corpus_masculine_pronoun_share", "{:.3f}"),
+        ("training steps", "steps", "{:.0f}"),
+        ("training words", "train_words", "{:.0f}"),
+    ]
+    return [
+        "Counterfactual data augmentation (the `mitigate` policy), same budget, side by side:",
+        "",
+        "| | original corpus | augmented corpus |",
+        "|---|---:|---:|",
+        *[f"| {label} | {fmt.format(base[k])} | {fmt.format(cda[k])} |" for label, k, fmt in rows],
+        f"| perplexity cost | | {cda['word_perplexity'] / base['word_perplexity'] - 1:+.1%} |",
+        "",
+    ]
 
 
 if __name__ == "__main__":

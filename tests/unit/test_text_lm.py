@@ -111,6 +111,29 @@ def test_training_lowers_validation_loss_and_perplexity(tokenizer: object) -> No
     assert result.best_validation_loss == min(p["validation_loss"] for p in points)
 
 
+def test_learning_rate_anneals_by_time_when_a_budget_ends_training() -> None:
+    """A time budget far shorter than ``max_steps`` still decays the rate: progress is the
+    further of steps and time (warm-up by steps first)."""
+    params = lm.TrainParams(
+        learning_rate=1e-3, warmup_steps=10, max_steps=100_000, time_budget_s=100.0
+    )
+    assert lm._lr(0, params) == pytest.approx(1e-4)
+    assert lm._lr(9, params) == pytest.approx(1e-3)
+    # 10 s of warm-up, then half of the remaining 90 s: the cosine is at its midpoint
+    mid = lm._progress(500, 55.0, params, warm=10.0)
+    assert mid == pytest.approx(0.5)
+    floor = params.min_lr_ratio
+    assert lm._lr(500, params, mid) == pytest.approx(1e-3 * (floor + (1 - floor) / 2))
+    # at the budget the rate is at its floor; by steps alone it would still be at its peak
+    assert lm._lr(500, params, lm._progress(500, 100.0, params, 10.0)) == pytest.approx(
+        1e-3 * floor
+    )
+    assert lm._progress(500, 0.0, params, None) < 0.01
+    # without a budget the steps decide
+    by_steps = lm.TrainParams(learning_rate=1e-3, warmup_steps=0, max_steps=100)
+    assert lm._progress(50, 1e6, by_steps, None) == pytest.approx(0.5)
+
+
 def test_stream_matches_greedy_generation_and_stops(model: object, tokenizer: object) -> None:
     greedy = lm.GenerationParams(max_new_tokens=12, temperature=0.0)
     full = lm.generate(model, tokenizer, ["The game"], greedy)[0]

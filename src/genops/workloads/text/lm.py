@@ -148,6 +148,7 @@ class TrainParams:
     patience: int = 3
     seed: int = 0
     bf16: bool = True  # on CUDA only
+    min_lr_ratio: float = 0.1  # the cosine ends at this share of the peak learning rate
 
 
 @dataclass
@@ -164,11 +165,26 @@ def _windows(stream: np.ndarray, context: int, starts: np.ndarray) -> torch.Tens
     return torch.from_numpy(stream[idx].astype(np.int64))
 
 
-def _lr(step: int, params: TrainParams) -> float:
+def _progress(step: int, elapsed: float, params: TrainParams, warm: float | None) -> float:
+    """How far training is after warm-up, in [0, 1]: by steps toward ``max_steps`` or by time
+    toward ``time_budget_s`` (``warm``: the seconds warm-up took), whichever is further on.
+    A time budget that ends training early then still anneals the learning rate."""
+    done = (step - params.warmup_steps) / max(1, params.max_steps - params.warmup_steps)
+    if params.time_budget_s is not None and warm is not None:
+        span = max(1e-9, params.time_budget_s - warm)
+        done = max(done, (elapsed - warm) / span)
+    return min(1.0, max(0.0, done))
+
+
+def _lr(step: int, params: TrainParams, progress: float | None = None) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` of the peak
+    over the rest of training (``progress``: see :func:`_progress`; by steps if not given)."""
     if step < params.warmup_steps:
         return params.learning_rate * (step + 1) / params.warmup_steps
-    progress = (step - params.warmup_steps) / max(1, params.max_steps - params.warmup_steps)
-    return params.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if progress is None:
+        progress = _progress(step, 0.0, params, None)
+    floor = params.min_lr_ratio
+    return params.learning_rate * (floor + (1 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def _loss(model: Any, batch: torch.Tensor) -> torch.Tensor:
@@ -233,10 +249,14 @@ def train(
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     bar = tqdm(total=params.max_steps, desc="train", unit="step", disable=not progress)
-    step = 0
+    step, warm, rate = 0, None, params.learning_rate
     for step in range(params.max_steps):
+        elapsed = time.perf_counter() - started
+        if warm is None and step >= params.warmup_steps:
+            warm = elapsed
+        rate = _lr(step, params, _progress(step, elapsed, params, warm))
         for group in optimizer.param_groups:
-            group["lr"] = _lr(step, params)
+            group["lr"] = rate
         starts = rng.integers(0, len(train_stream) - context - 1, params.batch_size)
         batch = _windows(train_stream, context, starts).to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
@@ -260,7 +280,7 @@ def train(
                 "train_loss": float(loss.detach()),
                 "validation_loss": val,
                 "validation_perplexity": math.exp(min(val, 50.0)),
-                "learning_rate": _lr(step, params),
+                "learning_rate": rate,
                 "seconds": time.perf_counter() - started,
             }
             history.append(point)

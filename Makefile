@@ -89,6 +89,7 @@ bench: $(STAMP) ## benchmarks; results written to benchmarks/results/
 	$(PY) benchmarks/bench_tuning.py --out benchmarks/results/tuning.json
 	$(PY) benchmarks/bench_image.py --out benchmarks/results/image.json
 	$(PY) benchmarks/bench_text.py --out benchmarks/results/text.json
+	$(PY) benchmarks/bench_generate.py --out benchmarks/results/generation.json
 
 MODEL_URI ?= models:/adult-synthesizer@champion
 PORT ?= 8080

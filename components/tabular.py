@@ -134,3 +134,73 @@ def evaluate_synthesizer(
         metrics.log_metric(name, round(float(value), 6))
     bias_verdict.metadata["passed"] = passed
     return "passed" if passed else "failed"
+
+
+# ------------------------------------------------ generation at scale (tabular-generate)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def plan_generation(
+    model_uri: str,
+    rows: int,
+    shards: int,
+    destination: str,
+    seed: int,
+    conditions: str,
+    overwrite: bool,
+    tracking_uri: str,
+    synthesizer: Output[Model],
+) -> list:
+    """Check the model, the arguments and the destination; returns the shard plans (the
+    ParallelFor items) and hands the synthesizer to the shards as an artifact."""
+    from genops.workloads.tabular import release
+
+    plans, info = release.plan_step(
+        model_uri,
+        rows,
+        shards,
+        destination,
+        seed,
+        conditions,
+        overwrite,
+        tracking_uri,
+        synthesizer.path,
+    )
+    synthesizer.metadata.update(info)
+    return plans
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def generate_shard(
+    synthesizer: Input[Model], shard: dict, destination: str, conditions: str
+) -> dict:
+    """Sample one shard, check it (row count, schema) and publish it under its final name."""
+    from genops.workloads.tabular import release
+
+    return release.shard_step(synthesizer.path, shard, destination, conditions)
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def check_generation(
+    synthesizer: Input[Model],
+    plans: list,
+    results: list,
+    destination: str,
+    seed: int,
+    tracking_uri: str,
+    manifest: Output[Artifact],
+) -> str:
+    """Read every shard back from the destination, write _manifest.json, log the release."""
+    from genops.workloads.tabular import release
+
+    written = release.check_step(
+        synthesizer.path,
+        dict(synthesizer.metadata),
+        plans,
+        results,
+        destination,
+        seed,
+        tracking_uri,
+        manifest.path,
+    )
+    manifest.metadata["rows"] = written.rows
+    manifest.metadata["shards"] = written.shards
+    return f"{written.rows} rows in {written.shards} shards at {written.destination}"

@@ -35,10 +35,13 @@ def compile_pipeline(
     out_dir = out_dir or default_out_dir(target)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}-{version}.yaml"
+    pipeline = get_pipeline(name, target_named(target, registry))
+    inputs = pipeline.component_spec.inputs or {}
     compiler.Compiler().compile(
-        get_pipeline(name, target_named(target, registry)),
+        pipeline,
         str(path),
-        pipeline_parameters={"pipeline_version": version},
+        # a training pipeline records its version; tabular-generate has no such input
+        pipeline_parameters={"pipeline_version": version} if "pipeline_version" in inputs else None,
     )
     return path
 

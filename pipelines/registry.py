@@ -14,6 +14,9 @@ PIPELINES: dict[str, str] = {
     "tabular-synth": "pipelines.tabular_synth:tabular_synth",
     "image-diffusion": "pipelines.image_diffusion:image_diffusion",
     "text-lm": "pipelines.text_lm:text_lm",
+    # Not a training pipeline: N rows of a registered synthesizer as Parquet shards (it takes
+    # a model URI, not a run config; `genops generate`).
+    "tabular-generate": "pipelines.tabular_generate:tabular_generate",
 }
 
 DEFAULT_CONFIGS: dict[str, str] = {

@@ -80,6 +80,13 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from genops.core.config import ConfigError, load_config_for
 
+    if args.pipeline == "tabular-generate":
+        print(
+            "error: tabular-generate takes a model, not a run config: `genops generate "
+            "--model models:/<name>@champion --rows N --out DIR --kfp`",
+            file=sys.stderr,
+        )
+        return 2
     try:
         config = load_config_for(args.config, args.pipeline)  # fail fast, before any task
     except ConfigError as exc:
@@ -201,6 +208,64 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_conditions(items: Sequence[str]) -> dict[str, str]:
+    conditions: dict[str, str] = {}
+    for item in items:
+        column, sep, value = item.partition("=")
+        if not sep or not column:
+            raise ValueError(f"--condition {item!r}: expected COLUMN=VALUE, e.g. sex=Female")
+        conditions[column] = value
+    return conditions
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from genops.workloads.tabular.generation import GenerationError
+
+    try:
+        conditions = _parse_conditions(args.condition)
+        if args.kfp:
+            from pipelines.tabular_generate import run_generate_local
+
+            manifest = run_generate_local(
+                model=args.model,
+                rows=args.rows,
+                shards=args.shards,
+                destination=args.out,
+                seed=args.seed,
+                conditions=conditions,
+                overwrite=args.overwrite,
+                tracking_uri=_tracking_uri(args.tracking_uri),
+            )
+        else:
+            from genops.workloads.tabular.release import generate_release
+
+            manifest = generate_release(
+                args.model,
+                args.rows,
+                args.shards,
+                args.out,
+                seed=args.seed,
+                workers=args.workers,
+                conditions=conditions,
+                overwrite=args.overwrite,
+                tracking_uri=_tracking_uri(args.tracking_uri),
+            )
+    except (GenerationError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, S3 unreachable: nothing of the release is left
+        print(f"error: {type(exc).__name__}: {exc}; no release was written", file=sys.stderr)
+        return 1
+    rate = manifest.rows / max(manifest.seconds, 1e-9)
+    size = sum(int(f.get("bytes", 0)) for f in manifest.files) / 1e6
+    print(
+        f"released {manifest.rows:,} rows from {manifest.model} as {manifest.shards} Parquet "
+        f"shards ({size:,.1f} MB) in {manifest.seconds:,.1f} s ({rate:,.0f} rows/s)"
+    )
+    print(f"  {manifest.destination}/_manifest.json lists the shards, their seeds and schema")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -289,6 +354,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_hardening_arguments(srv)  # --max-body-bytes, --follow-interval
     srv.set_defaults(func=_cmd_serve)
+
+    gen = sub.add_parser(
+        "generate",
+        help="write N synthetic rows from a registered synthesizer as K Parquet shards "
+        "(a local folder or s3://), each seeded and checked, with a _manifest.json",
+    )
+    gen.add_argument("--model", default="models:/adult-synthesizer@champion")
+    gen.add_argument("--rows", type=int, required=True, help="rows in all, e.g. 10000000")
+    gen.add_argument("--shards", type=int, default=8, help="Parquet files (default 8)")
+    gen.add_argument("--out", required=True, help="a folder or an s3://bucket/prefix")
+    gen.add_argument("--seed", type=int, default=0, help="same seed, same rows (default 0)")
+    gen.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    gen.add_argument(
+        "--condition",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="every row has this categorical value (repeatable), e.g. sex=Female",
+    )
+    gen.add_argument("--overwrite", action="store_true", help="replace a release already at --out")
+    gen.add_argument(
+        "--kfp",
+        action="store_true",
+        help="run the tabular-generate pipeline (a KFP ParallelFor over the shards) with "
+        "KFP's local runner instead of a process pool",
+    )
+    gen.add_argument("--tracking-uri", default=None, help=tracking_help)
+    gen.set_defaults(func=_cmd_generate)
 
     sub.add_parser(
         "submit",

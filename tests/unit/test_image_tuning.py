@@ -66,7 +66,7 @@ def test_the_shared_tune_steps_tune_an_image_model(image_run: dict) -> None:
         setup.study_name,
         0,
     )
-    assert counts == {"complete": 3, "pruned": 0, "failed": 0}
+    assert counts == {"complete": 3, "pruned": 0, "failed": 0, "lost": 0}
     out = image_run["dir"] / "best.json"
     best = shared.tune_summarize(
         image_run["config"],

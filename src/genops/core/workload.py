@@ -18,7 +18,7 @@ import importlib
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
@@ -183,7 +183,34 @@ class ServingAdapter(ABC):
 
     ``parse`` runs on the server's event loop (cheap checks only, caps before any list is
     built); ``generate`` runs in a worker thread and returns the response body.
+
+    Micro-batching (optional): concurrent requests for which :meth:`batch_key` returns the
+    same key are answered by one :meth:`generate_batch` call in a worker thread, which lets
+    a workload sample them together (one network pass, one decode). The defaults keep an
+    adapter on one request at a time: no key, and a ``generate_batch`` that loops.
     """
+
+    def batch_key(self, request: Any) -> Hashable | None:
+        """Requests with equal keys may be answered by one :meth:`generate_batch` call;
+        None (the default) answers this one alone with :meth:`generate`."""
+        return None
+
+    def request_size(self, request: Any) -> int:
+        """The rows (images, ...) a request asks for: the server caps a batch's total."""
+        return 1
+
+    def generate_batch(self, requests: Sequence[Any]) -> list[bytes | Exception]:
+        """One answer per request, in order: the response body, or the exception that
+        request alone raises (RequestError, CannotServe, ...), so a bad request fails only
+        itself. An exception raised out of this method fails no request: the server then
+        answers each with :meth:`generate`. The default calls :meth:`generate` per request."""
+        out: list[bytes | Exception] = []
+        for request in requests:
+            try:
+                out.append(self.generate(request))
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     @abstractmethod
     def metadata(self) -> dict[str, Any]:

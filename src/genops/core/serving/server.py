@@ -22,7 +22,12 @@ trained on which data at which commit, is answering; and a row cap enforced up f
 servers run the same registered model; ``benchmarks/bench_serving.py`` compares them.
 
 Generation runs in a worker thread, so ``/health`` answers while a large request is being
-generated; the adapters' models do not mutate on sampling, so no lock is taken.
+generated; the adapters' models do not mutate on sampling, so no lock is taken. Concurrent
+``/generate`` requests are micro-batched (:class:`MicroBatcher`): those that arrive while a
+batch samples are answered together by one call of the adapter's ``generate_batch`` (one
+network pass and one decode for a synthesizer), each with its own answer or error; a lone
+request waits for nothing. ``--batch-max-rows 0`` turns it off. Responses are rendered with
+orjson; uvicorn parses HTTP with httptools when it is installed (a dependency).
 
 Bad input is a 4xx, never a 500, and the keep-alive connection stays usable after it:
 
@@ -56,7 +61,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -85,6 +90,7 @@ from genops.paths import default_tracking_uri
 
 __all__ = [
     "AliasFollower",
+    "MicroBatcher",
     "ServedModel",
     "build_parser",
     "create_app",
@@ -100,6 +106,11 @@ MAX_ROWS_ENV = "GENOPS_MAX_ROWS"
 TORCH_THREADS_ENV = "GENOPS_TORCH_THREADS"  # also what TVAESynthesizer.fit reads
 #: The longest error message the server sends (a backstop: the checks quote excerpts).
 MAX_ERROR_CHARS = 2000
+#: Micro-batching defaults (see :class:`MicroBatcher`): rows per batch at most, how long a
+#: queued request waits for others while a batch runs, and batches sampling at once.
+DEFAULT_BATCH_MAX_ROWS = 8192
+DEFAULT_BATCH_WAIT_MS = 2.0
+DEFAULT_BATCH_CONCURRENCY = 2
 
 _JSON_TYPE = re.compile(r"^\s*application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
 log = logging.getLogger("genops.serving")
@@ -312,6 +323,163 @@ class AliasFollower:
             self._thread.join(timeout=5)
 
 
+@dataclass
+class _Pending:
+    adapter: ServingAdapter
+    request: Any
+    key: Hashable
+    size: int
+    future: asyncio.Future[bytes]
+
+
+def _answer_batch(adapter: ServingAdapter, requests: list[Any]) -> list[bytes | Exception]:
+    """``adapter.generate_batch`` in a worker thread; a failure of the batch as a whole (or
+    a wrong number of answers) is retried one request at a time, so an error lands only on
+    the request that causes it."""
+    try:
+        answers = adapter.generate_batch(requests)
+        if len(answers) == len(requests):
+            return answers
+        raise RuntimeError(f"generate_batch answered {len(answers)} of {len(requests)} requests")
+    except Exception as exc:
+        log.warning(
+            "a batch of %d failed (%s: %s); answering each alone",
+            len(requests),
+            type(exc).__name__,
+            excerpt(str(exc), 200),
+        )
+    return ServingAdapter.generate_batch(adapter, requests)  # the default: one at a time
+
+
+class MicroBatcher:
+    """Combines concurrent ``/generate`` requests into one sampling call.
+
+    A request whose adapter gives it a batch key (:meth:`ServingAdapter.batch_key`) joins
+    the queue. The queue is sent to a worker thread as one
+    :meth:`ServingAdapter.generate_batch` call (requests of one adapter and key, in arrival
+    order, up to ``max_rows`` rows):
+
+    - at once when no batch is running (a lone client waits for nothing);
+    - when ``max_rows`` rows are queued, or ``max_wait`` seconds after the first queued
+      request, while fewer than ``max_in_flight`` batches are running;
+    - when a running batch finishes, if ``max_in_flight`` were running.
+
+    So under load requests queue while the running batches sample, and the next batch takes
+    them all: the busier the server, the larger the batches. Each request gets its own
+    answer or error. Requests without a key, and requests of ``max_rows`` rows or more, go
+    straight to the worker threads, one each, so they hold up no batch.
+    The counters (``stats``) are in ``/metadata``.
+    """
+
+    def __init__(
+        self,
+        executor: ThreadPoolExecutor,
+        max_rows: int = DEFAULT_BATCH_MAX_ROWS,
+        max_wait: float = DEFAULT_BATCH_WAIT_MS / 1000,
+        max_in_flight: int = DEFAULT_BATCH_CONCURRENCY,
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError(f"batch max rows must be >= 1, got {max_rows}")
+        if max_wait < 0:
+            raise ValueError(f"batch wait must be >= 0, got {max_wait}")
+        if max_in_flight < 1:
+            raise ValueError(f"batch concurrency must be >= 1, got {max_in_flight}")
+        self.executor = executor
+        self.max_rows, self.max_wait, self.max_in_flight = max_rows, max_wait, max_in_flight
+        self.pending: list[_Pending] = []
+        self.pending_rows = 0
+        self.in_flight = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.stats = {"batches": 0, "batched_requests": 0, "largest_batch": 0, "alone": 0}
+
+    async def submit(self, adapter: ServingAdapter, request: Any) -> bytes:
+        """The request's response body; raises what its generation raised."""
+        loop = asyncio.get_running_loop()
+        key = adapter.batch_key(request)
+        size = max(1, int(adapter.request_size(request))) if key is not None else 0
+        if key is None or size >= self.max_rows:  # a batch of its own: not in the queue
+            self.stats["alone"] += 1
+            return await loop.run_in_executor(self.executor, adapter.generate, request)
+        future: asyncio.Future[bytes] = loop.create_future()
+        self.pending.append(_Pending(adapter, request, key, size, future))
+        self.pending_rows += size
+        self._schedule(loop)
+        return await future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self.pending and self.in_flight < self.max_in_flight:
+            if self.in_flight and self.pending_rows < self.max_rows and self.max_wait > 0:
+                if self._timer is None:
+                    self._timer = loop.call_later(self.max_wait, self._on_timer, loop)
+                return
+            self._dispatch(loop)
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if self.pending and self.in_flight < self.max_in_flight:
+            self._dispatch(loop)
+            self._schedule(loop)
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send the oldest request's group (same adapter and key) to a worker thread."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        first = self.pending[0]
+        batch: list[_Pending] = []
+        rest: list[_Pending] = []
+        rows = 0
+        for item in self.pending:
+            if item.future.done():  # its client went away while it waited
+                continue
+            same = item.adapter is first.adapter and item.key == first.key
+            if same and (not batch or rows + item.size <= self.max_rows):
+                batch.append(item)
+                rows += item.size
+            else:
+                rest.append(item)
+        self.pending = rest
+        self.pending_rows = sum(item.size for item in rest)
+        if not batch:
+            return
+        self.in_flight += 1
+        self.stats["batches"] += 1
+        self.stats["batched_requests"] += len(batch)
+        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
+        requests = [item.request for item in batch]
+        try:
+            job = loop.run_in_executor(self.executor, _answer_batch, first.adapter, requests)
+        except RuntimeError as exc:  # the executor is shut down: the server is stopping
+            self.in_flight -= 1
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        job.add_done_callback(lambda done: self._finish(loop, batch, done))
+
+    def _finish(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Pending],
+        done: asyncio.Future[list[bytes | Exception]],
+    ) -> None:
+        self.in_flight -= 1
+        if self.pending:  # they have waited while this batch ran: no timer for them
+            self._dispatch(loop)
+        try:
+            answers: list[bytes | Exception] = done.result()
+        except BaseException as exc:  # the executor itself failed (shut down, cancelled)
+            answers = [exc if isinstance(exc, Exception) else RuntimeError(str(exc))] * len(batch)
+        for item, answer in zip(batch, answers, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(answer, Exception):
+                item.future.set_exception(answer)
+            else:
+                item.future.set_result(answer)
+        self._schedule(loop)
+
+
 def _error(status: int, message: str) -> Response:
     """A JSON error whose message is cut to MAX_ERROR_CHARS; ASCII-escaped, so a lone
     surrogate from the request cannot break the rendering."""
@@ -356,6 +524,9 @@ def create_app(
     sample_workers: int | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     follow_interval: float = 0.0,
+    batch_max_rows: int = DEFAULT_BATCH_MAX_ROWS,
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+    batch_concurrency: int = DEFAULT_BATCH_CONCURRENCY,
 ) -> FastAPI:
     """The FastAPI app; loads the model now (pass ``served`` to reuse a loaded one).
 
@@ -363,7 +534,9 @@ def create_app(
     at most 32); further requests wait for a free one. ``follow_interval`` > 0 on a
     ``models:/<name>@<alias>`` URI follows the alias (see :class:`AliasFollower`); the
     follower runs while the app's lifespan does (uvicorn, or a TestClient used as a
-    context manager).
+    context manager). ``batch_max_rows`` > 0 micro-batches concurrent requests of adapters
+    that support it (:class:`MicroBatcher`, with ``batch_wait_ms`` and
+    ``batch_concurrency``); 0 answers every request alone.
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be >= 1, got {max_rows}")
@@ -373,6 +546,8 @@ def create_app(
         raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
     if follow_interval < 0:
         raise ValueError(f"follow_interval must be >= 0, got {follow_interval}")
+    if batch_max_rows < 0:
+        raise ValueError(f"batch_max_rows must be >= 0, got {batch_max_rows}")
     workers = sample_workers or min(32, (os.cpu_count() or 1) + 4)
     slot = _Slot(served if served is not None else load_served_model(model_uri, tracking_uri))
     parsed = parse_models_uri(model_uri)
@@ -385,6 +560,11 @@ def create_app(
     # a busy 2-core machine, one client, 100-row requests to a small model, p50 32 ms through
     # anyio against 6 ms through asyncio's executor, the same code otherwise.
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genops-sample")
+    batcher = (
+        MicroBatcher(executor, batch_max_rows, batch_wait_ms / 1000, batch_concurrency)
+        if batch_max_rows > 0
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -405,6 +585,7 @@ def create_app(
     )
     app.state.slot = slot
     app.state.follower = follower
+    app.state.batcher = batcher
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
@@ -427,6 +608,14 @@ def create_app(
             "max_body_bytes": max_body_bytes,
             "torch_threads": torch.get_num_threads(),
             "sample_workers": workers,
+            "batching": None
+            if batcher is None
+            else {
+                "max_rows": batcher.max_rows,
+                "wait_ms": batcher.max_wait * 1000,
+                "concurrency": batcher.max_in_flight,
+                **batcher.stats,
+            },
         }
         return Response(json.dumps(body, default=str).encode(), media_type="application/json")
 
@@ -449,9 +638,13 @@ def create_app(
             return StreamingResponse(events, media_type="text/event-stream")
         try:
             # generating and rendering in one trip to a worker thread: each hand-over costs
-            # a wake-up, which shows on a busy 2-core machine.
-            loop = asyncio.get_running_loop()
-            body = await loop.run_in_executor(executor, model.adapter.generate, request)
+            # a wake-up, which shows on a busy 2-core machine. Batched with concurrent
+            # requests when the adapter can.
+            if batcher is not None:
+                body = await batcher.submit(model.adapter, request)
+            else:
+                loop = asyncio.get_running_loop()
+                body = await loop.run_in_executor(executor, model.adapter.generate, request)
         except RequestError as exc:
             return _error(400, str(exc))
         except CannotServe as exc:
@@ -475,6 +668,9 @@ def serve(
     sample_workers: int | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     follow_interval: float = DEFAULT_FOLLOW_INTERVAL,
+    batch_max_rows: int = DEFAULT_BATCH_MAX_ROWS,
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+    batch_concurrency: int = DEFAULT_BATCH_CONCURRENCY,
 ) -> None:
     """Load the model and serve it with uvicorn until interrupted (one process).
 
@@ -506,6 +702,9 @@ def serve(
         sample_workers=sample_workers,
         max_body_bytes=max_body_bytes,
         follow_interval=follow_interval,
+        batch_max_rows=batch_max_rows,
+        batch_wait_ms=batch_wait_ms,
+        batch_concurrency=batch_concurrency,
     )
     follows = follow_interval if app.state.follower is not None else 0.0
     inner = app.router.lifespan_context
@@ -566,6 +765,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="threads that sample concurrently (default: CPUs + 4, at most 32)",
     )
+    parser.add_argument(
+        "--batch-max-rows",
+        type=int,
+        default=DEFAULT_BATCH_MAX_ROWS,
+        help="micro-batching: most rows answered by one sampling call; 0 = every request "
+        f"alone (default {DEFAULT_BATCH_MAX_ROWS})",
+    )
+    parser.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=DEFAULT_BATCH_WAIT_MS,
+        help="micro-batching: how long a request queued while a batch runs waits for others "
+        f"(default {DEFAULT_BATCH_WAIT_MS})",
+    )
+    parser.add_argument(
+        "--batch-concurrency",
+        type=int,
+        default=DEFAULT_BATCH_CONCURRENCY,
+        help=f"micro-batching: batches sampling at once (default {DEFAULT_BATCH_CONCURRENCY})",
+    )
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--no-access-log", action="store_true")
     return parser
@@ -585,6 +804,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sample_workers=args.sample_workers,
         max_body_bytes=args.max_body_bytes,
         follow_interval=args.follow_interval,
+        batch_max_rows=args.batch_max_rows,
+        batch_wait_ms=args.batch_wait_ms,
+        batch_concurrency=args.batch_concurrency,
     )
     return 0
 

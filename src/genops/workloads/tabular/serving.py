@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import httpx
+import numpy as np
+import orjson
 import pandas as pd
 
 from genops.core.serving.request import CannotServe, InvalidNumber, RequestError, excerpt
@@ -23,7 +25,18 @@ class TabularAdapter(ServingAdapter):
 
     The TVAE's ``sample`` does not mutate the model (fresh generators per call from the
     request's seed, the decoder in inference mode), so requests run in parallel threads
-    without a lock and the same seed gives the same rows whatever else runs."""
+    without a lock and the same seed gives the same rows whatever else runs.
+
+    Concurrent requests are answered together (:meth:`generate_batch`, through the
+    synthesizer's ``sample_arrays_many``): each request's condition codes and noise come
+    from its own seeded generators, the batch is decoded in one pass and split. Alone or
+    in a batch, a seed gives the same categorical values; a continuous value may differ in
+    its last bits when the family runs its network over the whole batch. Requests with a
+    condition met by rejection sampling are answered alone, and a synthesizer without
+    ``sample_arrays_many`` answers every request alone through ``sample``."""
+
+    #: The synthesizer's ``batch_size``: rows per network pass.
+    SAMPLE_BATCH = 10_000
 
     def __init__(self, python_model: Any, output_columns: list[str] | None = None) -> None:
         self.synthesizer = python_model.synthesizer
@@ -31,6 +44,8 @@ class TabularAdapter(ServingAdapter):
             str(k): [str(v) for v in vs] for k, vs in self.synthesizer.categories.items()
         }
         self.columns = output_columns or list(self.synthesizer.columns)
+        self._many = getattr(self.synthesizer, "sample_arrays_many", None)
+        self._conditional = set(getattr(self.synthesizer, "conditional_columns", []))
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -64,7 +79,37 @@ class TabularAdapter(ServingAdapter):
         )
         return request, fmt
 
+    def batch_key(self, request: Any) -> Hashable | None:
+        parsed, _ = request
+        if self._many is None or any(c not in self._conditional for c in parsed.conditions):
+            return None  # rejection sampling: its cost is unknown up front, so alone
+        return "sample"
+
+    def request_size(self, request: Any) -> int:
+        return int(request[0].num_rows)
+
+    def generate_batch(self, requests: Sequence[Any]) -> list[bytes | Exception]:
+        if self._many is None:
+            return super().generate_batch(requests)
+        specs = [(p.num_rows, p.conditions or None, p.seed) for p, _ in requests]
+        answers = self._many(specs, self.SAMPLE_BATCH)
+        out: list[bytes | Exception] = []
+        for (_, fmt), answer in zip(requests, answers, strict=True):
+            if isinstance(answer, Exception):  # a valid request the model cannot meet
+                out.append(CannotServe(str(answer)))
+                continue
+            try:
+                out.append(render_columns(answer, fmt))
+            except ValueError as exc:  # a non-finite value: this request's 500, not the batch's
+                out.append(exc)
+        return out
+
     def generate(self, request: Any) -> bytes:
+        if self._many is not None:
+            answer = self.generate_batch([request])[0]
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
         parsed, fmt = request
         try:
             frame = self.synthesizer.sample(
@@ -75,16 +120,34 @@ class TabularAdapter(ServingAdapter):
         return render(frame, fmt)
 
 
-def render(frame: pd.DataFrame, fmt: str) -> bytes:
-    """The response body. Values go through Python's json, so floats keep every digit."""
-    columns = [str(c) for c in frame.columns]
-    values = [frame[c].tolist() for c in frame.columns]  # native Python values, per column
-    body: dict[str, Any] = {"num_rows": len(frame), "columns": columns}
+def render_columns(data: Mapping[str, np.ndarray], fmt: str) -> bytes:
+    """The response body from ``column -> array`` (in column order), with orjson.
+
+    Each column becomes Python values in one ``tolist`` (ints, floats, the category
+    strings); floats are written in their shortest round-trip form, as Python's ``json``
+    writes them. A NaN or infinity is refused (``ValueError``), as ``json.dumps(...,
+    allow_nan=False)`` refuses it: orjson alone would write ``null``."""
+    columns = [str(c) for c in data]
+    for name, array in data.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"column {name!r}: out of range float values are not JSON compliant")
+    values = [array.tolist() for array in data.values()]
+    num_rows = len(values[0]) if values else 0
+    body: dict[str, Any] = {"num_rows": num_rows, "columns": columns}
     if fmt == "columns":
         body["data"] = dict(zip(columns, values, strict=True))
-    else:  # the same as frame.to_dict(orient="records"), about 3x faster
-        body["rows"] = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
-    return json.dumps(body, allow_nan=False).encode()
+    else:  # filled column by column: half the time of a dict(zip(...)) per row
+        rows: list[dict[str, Any]] = [{} for _ in range(num_rows)]
+        for name, column in zip(columns, values, strict=True):
+            for row, value in zip(rows, column, strict=True):
+                row[name] = value
+        body["rows"] = rows
+    return orjson.dumps(body)
+
+
+def render(frame: pd.DataFrame, fmt: str) -> bytes:
+    """The response body of a frame (see :func:`render_columns`)."""
+    return render_columns({str(c): frame[c].to_numpy() for c in frame.columns}, fmt)
 
 
 def smoke_test(

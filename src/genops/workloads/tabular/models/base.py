@@ -25,7 +25,6 @@ from genops.workloads.tabular.models.tabular_encoding import (
     TabularEncoder,
     _describe_values,
     category_codes,
-    string_series,
 )
 
 __all__ = ["BaseSynthesizer", "EpochCallback", "Synthesizer", "fork_devices"]
@@ -221,6 +220,23 @@ class BaseSynthesizer(ABC, Generic[P]):
     ) -> np.ndarray:
         """``n`` encoded rows (the transformer's column order) for these conditional codes."""
 
+    def _generate_encoded_many(
+        self,
+        parts: Sequence[tuple[np.ndarray | None, int, np.random.Generator, torch.Generator]],
+        batch_size: int,
+    ) -> list[np.ndarray]:
+        """:meth:`_generate_encoded` for several requests, each ``(cond_codes, n, rng, gen)``
+        with its own generators; one encoded array per request, in order.
+
+        The default calls :meth:`_generate_encoded` once per request. A family may override it
+        to run its network once over all of them: each request's noise must then still be
+        drawn from its own generators, in the order :meth:`_generate_encoded` draws it, so a
+        seed gives the same rows alone or batched (up to the last bits of float arithmetic
+        over a larger matrix)."""
+        return [
+            self._generate_encoded(codes, n, rng, gen, batch_size) for codes, n, rng, gen in parts
+        ]
+
     @abstractmethod
     def _network_modules(self) -> dict[str, nn.Module]:
         """The modules whose state dicts ``model.pt`` holds, by key."""
@@ -404,16 +420,22 @@ class BaseSynthesizer(ABC, Generic[P]):
             codes[:, j] = code
         return codes
 
-    def _decode(self, encoded: np.ndarray, cond_codes: np.ndarray | None) -> pd.DataFrame:
+    def _decode_arrays(
+        self, encoded: np.ndarray, cond_codes: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """The decoded columns as NumPy arrays (see :meth:`TabularEncoder.decode_arrays`)."""
         transformer = self._require_transformer()
-        frame = transformer.inverse_transform(encoded)
+        data = transformer.decode_arrays(encoded)
         if cond_codes is not None:
             # The conditional columns are overwritten with the values they were generated for.
             cats = transformer.categories
             for j, col in enumerate(self._conditional_columns):
-                values = np.asarray(cats[col], dtype=object)[cond_codes[:, j]]
-                frame[col] = string_series(values, col)
-        return frame
+                data[col] = np.asarray(cats[col], dtype=object)[cond_codes[:, j]]
+        return data
+
+    def _decode(self, encoded: np.ndarray, cond_codes: np.ndarray | None) -> pd.DataFrame:
+        transformer = self._require_transformer()
+        return transformer.frame_of(self._decode_arrays(encoded, cond_codes), transformer.columns)
 
     def _split_conditions(
         self, conditions: Mapping[str, Any]
@@ -465,19 +487,91 @@ class BaseSynthesizer(ABC, Generic[P]):
         successive calls continue one random stream seeded by the model seed; pass a seed to
         make a call reproducible on its own.
         """
-        if not is_int_like(n) or n <= 0:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        if not is_int_like(batch_size) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        n, batch_size = self._check_sizes(n, batch_size)
         self._require_transformer()
-        n = int(n)
         fixed, rejected = self._split_conditions(conditions or {})
         rng, gen = self._rngs(seed)
         if not rejected:
             codes = self._draw_condition_codes(n, fixed, rng)
             encoded = self._generate_encoded(codes, n, rng, gen, batch_size)
             return self._decode(encoded, codes)
-        return self._sample_rejection(n, fixed, rejected, rng, gen, batch_size, conditions or {})
+        encoded, codes = self._sample_rejection(
+            n, fixed, rejected, rng, gen, batch_size, conditions or {}
+        )
+        return self._decode(encoded, codes)
+
+    @staticmethod
+    def _check_sizes(n: Any, batch_size: Any) -> tuple[int, int]:
+        if not is_int_like(n) or n <= 0:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        if not is_int_like(batch_size) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return int(n), int(batch_size)
+
+    def sample_arrays_many(
+        self,
+        requests: Sequence[tuple[int, Mapping[str, Any] | None, int | None]],
+        batch_size: int = 10_000,
+    ) -> list[dict[str, np.ndarray] | ValueError]:
+        """Several :meth:`sample` calls ``(n, conditions, seed)`` at once, for a server that
+        answers concurrent requests together; each answer is ``column -> NumPy array`` (the
+        values :meth:`sample` would put in its frame, ``str`` objects for categories), or
+        the ``ValueError`` that :meth:`sample` would have raised for that request alone (a
+        bad condition, a value too rare to meet): one bad request does not fail the others.
+
+        The same seed gives the same rows as :meth:`sample`: each request draws its
+        condition codes and noise from its own generators, seeded as :meth:`sample` seeds
+        them, in request order (so ``seed=None`` requests take the model's stream in that
+        order too). The requests' encoded rows are then decoded in one pass and split.
+        Categorical values are identical; a family whose network runs over the whole batch
+        at once (see :meth:`_generate_encoded_many`) may differ from one request alone in
+        the last bits of a continuous value. Requests with conditions met by rejection
+        sampling (on non-conditional columns) are sampled on their own, as :meth:`sample`
+        does, and decoded with the rest.
+        """
+        transformer = self._require_transformer()
+        if not is_int_like(batch_size) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = int(batch_size)
+        results: list[dict[str, np.ndarray] | ValueError | None] = [None] * len(requests)
+        jobs: list[tuple[int, np.ndarray | None, int, np.random.Generator, torch.Generator]] = []
+        done: list[tuple[int, np.ndarray, np.ndarray | None]] = []  # rejection-sampled
+        for i, (n, conditions, seed) in enumerate(requests):
+            try:
+                n, _ = self._check_sizes(n, batch_size)
+                fixed, rejected = self._split_conditions(conditions or {})
+                rng, gen = self._rngs(seed)
+                if rejected:
+                    encoded, codes = self._sample_rejection(
+                        n, fixed, rejected, rng, gen, batch_size, conditions or {}
+                    )
+                    done.append((i, encoded, codes))
+                    continue
+                codes = self._draw_condition_codes(n, fixed, rng)
+            except ValueError as exc:
+                results[i] = exc
+                continue
+            jobs.append((i, codes, n, rng, gen))
+        generated = self._generate_encoded_many(
+            [(codes, n, rng, gen) for _, codes, n, rng, gen in jobs], batch_size
+        )
+        parts = [(i, enc, codes) for (i, codes, *_), enc in zip(jobs, generated, strict=True)]
+        parts += done
+        if parts:
+            encoded_all = np.concatenate([enc for _, enc, _ in parts], axis=0)
+            codes_all = (
+                np.concatenate([c for _, _, c in parts if c is not None], axis=0)
+                if self._conditional_columns
+                else None
+            )
+            decoded = self._decode_arrays(encoded_all, codes_all)
+            columns = transformer.columns
+            start = 0
+            for i, enc, _ in parts:
+                stop = start + enc.shape[0]
+                results[i] = {name: decoded[name][start:stop] for name in columns}
+                start = stop
+        return [r if r is not None else ValueError("not sampled") for r in results]
 
     def _sample_rejection(
         self,
@@ -488,7 +582,8 @@ class BaseSynthesizer(ABC, Generic[P]):
         gen: torch.Generator,
         batch_size: int,
         conditions: Mapping[str, Any],
-    ) -> pd.DataFrame:
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``n`` encoded rows (and their condition codes) that meet ``rejected``."""
         transformer = self._require_transformer()
         budget = max(_REJECTION_FACTOR * n, _REJECTION_MIN_ROWS)
         kept_enc: list[np.ndarray] = []
@@ -515,7 +610,7 @@ class BaseSynthesizer(ABC, Generic[P]):
             accepted += int(mask.sum())
         encoded_all = np.concatenate(kept_enc, axis=0)[:n]
         codes_all = np.concatenate(kept_codes, axis=0)[:n] if kept_codes else None
-        return self._decode(encoded_all, codes_all)
+        return encoded_all, codes_all
 
     def sample_conditions(
         self,

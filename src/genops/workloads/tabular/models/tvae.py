@@ -408,6 +408,44 @@ class TVAESynthesizer(BaseSynthesizer[TVAEParams]):
             chunks.append(out.float().cpu().numpy())
         return np.concatenate(chunks, axis=0)[:, layout.inv_perm]
 
+    @torch.inference_mode()
+    def _generate_encoded_many(
+        self,
+        parts: Sequence[tuple[np.ndarray | None, int, np.random.Generator, torch.Generator]],
+        batch_size: int,
+    ) -> list[np.ndarray]:
+        """Several requests through the decoder in one pass (a server's micro-batch). Each
+        request draws its noise from its own generator in the order :meth:`_generate_encoded`
+        does (z, then the tanh noise, then the Gumbel uniforms; the decoder draws nothing),
+        so a seed gives the same rows alone or batched."""
+        if len(parts) < 2 or sum(n for _, n, _, _ in parts) > batch_size:
+            return super()._generate_encoded_many(parts, batch_size)
+        _, decoder, layout = self._networks()
+        emb, nt = self.params.embedding_dim, layout.n_tanh
+        zs: list[torch.Tensor] = []
+        noises: list[torch.Tensor] = []
+        uniforms: list[torch.Tensor] = []
+        for codes, n, _, gen in parts:
+            z = torch.randn((n, emb), generator=gen, device=self.device)
+            if codes is not None:
+                cond = torch.as_tensor(self._cond_onehot(codes), device=self.device)
+                z = torch.cat([z, cond], dim=1)
+            zs.append(z)
+            if nt:
+                noises.append(torch.randn((n, nt), generator=gen, device=self.device))
+            if layout.n_spans:
+                shape = (n, layout.data_dim - nt)
+                uniforms.append(torch.rand(shape, generator=gen, device=self.device))
+        out = decoder(torch.cat(zs))
+        if nt:
+            sigma = decoder.sigma.clamp(_SIGMA_MIN, _SIGMA_MAX)
+            out[:, :nt] = torch.tanh(out[:, :nt]) + torch.cat(noises) * sigma
+        if layout.n_spans:
+            u = torch.cat(uniforms).clamp(1e-10, 1.0 - 1e-7)
+            out[:, nt:] -= torch.log(-torch.log(u))
+        encoded = out.float().cpu().numpy()[:, layout.inv_perm]
+        return np.split(encoded, np.cumsum([n for _, n, _, _ in parts])[:-1])
+
     # ------------------------------------------------------------------ persistence
     def _network_modules(self) -> dict[str, nn.Module]:
         encoder, decoder, _ = self._networks()

@@ -62,6 +62,7 @@ class TaskRecord:
     failure: str | None = None  # what its step run recorded as the failure
     outputs: dict[str, Any] = field(default_factory=dict)
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=400))
+    startup: float | None = None  # seconds from the task's process start to its step's start
 
     @property
     def label(self) -> str:
@@ -230,7 +231,9 @@ class RunConsole:
         kind = event.get("event")
         if kind == "start":
             record.step = str(event.get("step") or record.step or "")
-            record.step_run_id = str(event.get("run_id") or "")
+            record.step_run_id = str(event.get("run_id") or record.step_run_id or "")
+            if record.startup is None and isinstance(event.get("startup_s"), int | float):
+                record.startup = float(event["startup_s"])
         elif kind == "end":
             record.step = record.step or str(event.get("step") or "")
             metrics = event.get("metrics") or {}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -78,6 +79,22 @@ class RunSummary:
     experiment_id: str = ""
     log_path: str = ""
     steps: list[str] = field(default_factory=list)  # the step lines the terminal showed
+    #: each task's start-up: seconds from its process start to its step's start
+    startups: dict[str, float] = field(default_factory=dict)
+
+    def startup_line(self) -> str | None:
+        """The tasks' start-up: median, the slowest, and their sum against the run's time."""
+        if not self.startups:
+            return None
+        values = sorted(self.startups.values())
+        median = statistics.median(values)
+        slowest = max(self.startups, key=lambda k: self.startups[k])
+        total = sum(values)
+        share = 100 * total / self.seconds if self.seconds else 0.0
+        return (
+            f"median {median:.1f} s, max {self.startups[slowest]:.1f} s ({slowest}); "
+            f"{len(values)} tasks, {total:.0f} s in all = {share:.0f} % of the run"
+        )
 
     def headline_metrics(self) -> tuple[str, ...]:
         """The metrics the run's workload prints under the summary."""
@@ -150,6 +167,9 @@ class RunSummary:
         for key in self.headline_metrics():
             if key in self.metrics:
                 lines.append(f"  {key:<28} {self.metrics[key]:.4f}")
+        startup = self.startup_line()
+        if startup:
+            lines.append(f"Task start-up:     {startup}")
         if self.log_path:
             lines.append(f"Full log:          {_shown(self.log_path)}")
         if self.tracking_uri.startswith("sqlite:"):
@@ -533,8 +553,31 @@ def run_local(
         summary = summarize(tracking_uri, run_id, time.perf_counter() - started)
         summary.log_path = str(log_path)
         summary.steps = [r.label for r in state.records]
+        summary.startups = {r.label: r.startup for r in state.records if r.startup is not None}
+        _log_startup(tracking_uri, summary)
         return summary
     raise AssertionError("unreachable")
+
+
+def _log_startup(tracking_uri: str, summary: RunSummary) -> None:
+    """The tasks' start-up on the parent run (metrics; the per-task figures as a JSON)."""
+    if not summary.startups:
+        return
+    from genops.core.tracking import use_store
+
+    values = sorted(summary.startups.values())
+    with contextlib.suppress(Exception):
+        client = use_store(tracking_uri)
+        stamp = int(time.time() * 1000)
+        for key, value in (
+            ("task_startup_median_seconds", statistics.median(values)),
+            ("task_startup_max_seconds", values[-1]),
+            ("orchestration_seconds", sum(values)),
+            ("orchestration_share", sum(values) / summary.seconds if summary.seconds else 0.0),
+        ):
+            client.log_metric(summary.run_id, key, float(value), timestamp=stamp)
+            summary.metrics[key] = float(value)
+        client.log_dict(summary.run_id, summary.startups, "task_startup_seconds.json")
 
 
 def _step_of(record: TaskRecord | None) -> str | None:

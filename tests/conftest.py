@@ -30,6 +30,16 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test will Ctrl-C: SIGINT back to its default, as a
+    terminal's foreground job has it. A job a non-interactive shell starts in the background
+    (``cmd &`` in a CI script) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nothing listens on now."""
     import socket

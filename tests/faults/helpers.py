@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tests.conftest import ADULT_FAST_CONFIG, REPO
+from tests.conftest import ADULT_FAST_CONFIG, REPO, default_sigint
 
 GENOPS = str(Path(sys.executable).with_name("genops"))
 MODEL = "adult-synthesizer"
@@ -148,6 +148,7 @@ def start_run(
             stdout=out,
             stderr=err,
             start_new_session=True,
+            preexec_fn=default_sigint,
         )
     return Run(proc, home, stdout, stderr, time.monotonic())
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from genops.core.tracking import use_store
+from tests.conftest import default_sigint
 from tests.faults.helpers import wait_for
 
 PYTHON = sys.executable
@@ -60,7 +61,11 @@ def test_a_stopped_step_closes_its_run_killed_and_names_itself(
     sends), even when a library turns the interrupt into an error of its own."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ready = tmp_path / "ready"
-    proc = subprocess.Popen([PYTHON, "-c", STEP, uri, str(ready), mode], stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [PYTHON, "-c", STEP, uri, str(ready), mode],
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
     try:
         run_id = wait_for(lambda: _ready(ready), 120, "the step to start")
         proc.send_signal(signum)

@@ -29,7 +29,7 @@ from genops.workloads.tabular.generation import (
     write_shard,
 )
 from genops.workloads.tabular.models import TVAEParams, TVAESynthesizer
-from tests.conftest import REPO, small_frame
+from tests.conftest import REPO, default_sigint, small_frame
 
 TINY = TVAEParams(
     epochs=3, batch_size=100, embedding_dim=8, compress_dims=(16,), decompress_dims=(16,)
@@ -198,6 +198,7 @@ def test_ctrl_c_stops_a_release_and_leaves_nothing(model_dir: Path, tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 120
     while not any(out.glob(".part-*")) and time.monotonic() < deadline:  # shards under way

@@ -1,11 +1,15 @@
-"""Device selection for the torch synthesizers."""
+"""Device selection for the torch synthesizers. torch is imported when a function needs it,
+so a step that only imports this module (for its thread setting) starts without it."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["THREADS_ENV_VAR", "apply_thread_env", "is_int_like", "resolve_device"]
 
@@ -19,6 +23,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     Raises:
         ValueError: the string is not a device, or CUDA was asked for but is not available.
     """
+    import torch
+
     if isinstance(device, torch.device):
         resolved = device
     elif device == "auto":
@@ -43,6 +49,8 @@ def apply_thread_env() -> None:
     except ValueError as exc:
         raise ValueError(f"{THREADS_ENV_VAR} must be an integer, got {value!r}") from exc
     if threads > 0:
+        import torch
+
         torch.set_num_threads(threads)
 
 

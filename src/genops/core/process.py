@@ -65,6 +65,19 @@ def process_started(pid: int) -> str | None:
     return f"{_boot_id()}:{fields[19]}"  # field 22 of the whole line: starttime
 
 
+def seconds_since_start() -> float | None:
+    """How long this process has existed (its start tick in /proc against the system's
+    uptime; 10 ms resolution), or None without /proc. A pipeline task reports it when its
+    step starts: the task's start-up (interpreter, kfp's executor, imports)."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        ticks = int(stat[stat.rfind(")") + 2 :].split()[19])
+        return max(0.0, round(uptime - ticks / os.sysconf("SC_CLK_TCK"), 3))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def identity(pid: int | None = None) -> ProcessIdentity:
     """This process (or ``pid`` on this host)."""
     pid = os.getpid() if pid is None else pid

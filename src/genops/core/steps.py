@@ -63,8 +63,9 @@ def start(
     config_out: str | Path,
 ) -> str:
     """Validate the config, write it resolved, open the MLflow parent run; returns its id."""
-    from genops.core.tracking import start_pipeline_run
+    from genops.core.tracking import announce, start_pipeline_run
 
+    announce("start-run", "start")
     config = load_config_uri(config_uri)
     # what the config leaves to the data (tabular: unlisted columns), resolved once for the run
     config = get_workload(config.pipeline_name).resolve_config(config).config
@@ -113,8 +114,9 @@ def start(
 def finish(tracking_uri: str, run_id: str) -> str:
     """The exit handler: close the parent run (and any nested run a dead step left open)."""
     from genops.core.process import stop_guard
-    from genops.core.tracking import finish_pipeline_run
+    from genops.core.tracking import announce, finish_pipeline_run
 
+    announce("finish-run", "start")
     with stop_guard():
         final = finish_pipeline_run(tracking_uri, run_id)
     from genops.core.modelcard import publish
@@ -286,6 +288,9 @@ def tune_worker(
     trial process that dies loses only its running trial (marked FAIL, logged as a FAIL
     trial run) and the worker goes on with the rest of its share, so one lost worker does not
     fail the pipeline. Returns the worker's counts: complete, pruned, failed, lost."""
+    from genops.core.tracking import announce
+
+    announce("tune-worker", "start")
     if not storage_url:
         return {"complete": 0, "pruned": 0, "failed": 0, "lost": 0}
     import tempfile
@@ -442,6 +447,7 @@ def tune_summarize(
         trials_table,
     )
 
+    announce("tune", "start")
     config = read_config(config_path)
     if not storage_url:
         write_text_atomic(params_out, "{}")

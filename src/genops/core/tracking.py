@@ -194,7 +194,10 @@ def failure_text(exc: BaseException) -> str:
 
 def announce(step: str, event: str, **fields: Any) -> None:
     """One line on stdout for ``genops run``: a step started or ended (pipelines/local.py
-    shows it; the full log keeps it)."""
+    shows it; the full log keeps it). A start says how long the task's process had existed
+    by then (``startup_s``: its start-up), unless the caller measured it earlier."""
+    if event == "start" and "startup_s" not in fields:
+        fields["startup_s"] = process.seconds_since_start()
     payload = {"step": step, "event": event, **fields}
     with contextlib.suppress(Exception):
         sys.stdout.write(f"{STEP_MARKER} {json.dumps(payload, default=str)}\n")
@@ -227,6 +230,7 @@ def step_run(tracking_uri: str, parent_run_id: str, step: str) -> Iterator[Any]:
     marks it KILLED; either way the parent is tagged with the step and the reason. The step's
     start and end are announced on stdout for ``genops run``.
     """
+    startup = process.seconds_since_start()  # before this step's own first MLflow call
     client = use_store(tracking_uri)
     child_id = ""
     with process.stop_guard():
@@ -243,7 +247,7 @@ def step_run(tracking_uri: str, parent_run_id: str, step: str) -> Iterator[Any]:
                 tags={**tags, "mlflow.parentRunId": parent_run_id, "genops.step": step},
             )
             child_id = child.info.run_id
-            announce(step, "start", run_id=child_id)
+            announce(step, "start", run_id=child_id, startup_s=startup)
             # the fluent API refuses to resume a run of another experiment than its active one
             mlflow.set_experiment(experiment_id=parent.info.experiment_id)
             active = mlflow.start_run(run_id=child_id)

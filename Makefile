@@ -48,7 +48,7 @@ run-image-fast: $(STAMP) ## a fast image run (60 images per class, 8 epochs)
 run-text: $(STAMP) ## run the text-lm pipeline on WikiText-2 (a GPT-2-style model, ~10 min of training on CPU)
 	$(VENV)/bin/genops run text-lm --config pipelines/configs/wikitext.yaml
 
-run-text-fast: $(STAMP) ## a fast text run (1,500 paragraphs, a tiny model, at most 300 steps)
+run-text-fast: $(STAMP) ## a fast text run (1,500 paragraphs, a tiny model, at most 150 steps)
 	$(VENV)/bin/genops run text-lm --config pipelines/configs/wikitext-fast.yaml
 
 .PHONY: test test-fast static

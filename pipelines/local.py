@@ -26,6 +26,7 @@ exit status). Both are restored when the run ends.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import signal
@@ -514,6 +515,7 @@ def run_local(
     )
     with contextlib.ExitStack() as stack:
         stack.callback(console.close)
+        stack.enter_context(print_restored())
         stack.enter_context(_signals(state))
         stack.enter_context(_environment(process.driver_environment(launch)))
         stream = DriverStream(console)
@@ -557,6 +559,19 @@ def run_local(
         _log_startup(tracking_uri, summary)
         return summary
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def print_restored() -> Iterator[None]:
+    """``print`` as it was, whatever happens inside. kfp.local indents ``print`` while a task
+    runs by swapping ``builtins.print`` and swapping it back; two ParallelFor iterations in
+    threads interleave those swaps and can leave ``print`` indented for the rest of the
+    process (seen: a later CLI's output shifted by four spaces)."""
+    saved = builtins.print
+    try:
+        yield
+    finally:
+        builtins.print = saved
 
 
 def _log_startup(tracking_uri: str, summary: RunSummary) -> None:

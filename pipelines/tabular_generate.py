@@ -152,8 +152,10 @@ def run_generate_local(
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"{PIPELINE_NAME}: {shards} shards through KFP's local runner (full log: {log})")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    from pipelines.local import print_restored
+
     try:
-        with _output_to(log):  # the runner's and the tasks' chatter goes to the log
+        with _output_to(log), print_restored():  # the runner's chatter goes to the log
             tabular_generate(LOCAL)(
                 model_uri=model,
                 rows=rows,

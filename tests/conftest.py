@@ -77,6 +77,8 @@ def tracking_uri(tmp_path: Path) -> str:
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    # artifacts beside the store: the default (./mlruns) is relative to where pytest runs
+    mlflow.create_experiment("tests", artifact_location=(tmp_path / "artifacts").as_uri())
     mlflow.set_experiment("tests")
     return uri
 

@@ -4,6 +4,7 @@ own resources, the plan and the check around them)."""
 
 from __future__ import annotations
 
+import builtins
 import json
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def test_the_pipeline_writes_every_shard_then_the_manifest(
 ) -> None:
     monkeypatch.setenv("GENOPS_HOME", str(tmp_path / "home"))
     out = tmp_path / "release"
+    print_before = builtins.print
     manifest = run_generate_local(
         str(model_dir),
         rows=1_500,
@@ -48,6 +50,8 @@ def test_the_pipeline_writes_every_shard_then_the_manifest(
         pipeline_root=str(tmp_path / "kfp"),
     )
     assert manifest.rows == 1_500 and manifest.shards == 3
+    # kfp.local's indented print, swapped by two shard threads at once, does not outlive it
+    assert builtins.print is print_before
     assert [f["seed"] for f in manifest.files] == [p.seed for p in plan_shards(1_500, 3, 5)]
     frame = pd.concat([pd.read_parquet(out / f["name"]) for f in manifest.files])
     assert len(frame) == 1_500 and set(frame["group"]) == {"a"}

@@ -178,6 +178,8 @@ def test_a_failed_release_removes_what_it_wrote_and_writes_no_manifest(
 
     def half_then_fail(path: str, plans: list, destination: str, *args: object) -> list:
         real(path, plans[:1], destination, *args)  # one shard published
+        # and one a killed writer left staged
+        (Path(destination) / f".{plans[1].name}.tmp-999").write_bytes(b"PAR1")
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(release, "_run_pool", half_then_fail)

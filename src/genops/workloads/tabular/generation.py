@@ -256,6 +256,15 @@ class Destination:
             else:
                 (self.path / name).unlink(missing_ok=True)
 
+    def delete_staged(self, names: Iterable[str]) -> None:
+        """Remove what a writer of ``names`` left staged here and could not remove itself (a
+        process killed outright). S3 stages in the temporary folder, not at the prefix."""
+        if self.is_s3 or not self.path.is_dir():
+            return
+        for name in names:
+            for staged in self.path.glob(f".{name}.tmp-*"):
+                staged.unlink(missing_ok=True)
+
     def parquet_metadata(self, name: str) -> pq.FileMetaData:
         """The footer of a Parquet file at the destination (for S3, only its last bytes are
         read: the footer length and the footer)."""

@@ -123,6 +123,12 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(path: str) -> None:
+    import signal
+    import sys
+
+    # SIGTERM (the pool stopping a worker, `kill`) unwinds like an exception, so a shard
+    # being written removes its staging file.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     _WORKER["synthesizer"] = load_for_release(path)
 
 
@@ -189,6 +195,7 @@ def generate_release(
             files = check_release(dest.uri, plans, schema)
         except BaseException:
             dest.delete([p.name for p in plans])  # nothing half-written stays
+            dest.delete_staged([p.name for p in plans])
             raise
     by_name = {r.name: r for r in results}
     for entry in files:

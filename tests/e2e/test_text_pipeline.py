@@ -41,6 +41,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunSummary]:
             pipeline_root=str(home / "kfp"),
         )
     finally:
+        os.environ["GENOPS_HOME"] = str(home)  # another test of this module may have reset it
         stop_local(port)
         os.environ.pop("GENOPS_HOME", None)
 
@@ -80,7 +81,9 @@ def test_the_registered_version_carries_the_tokenizer_and_is_served(
     assert bad.status_code == 400 and bad.json()["error"].startswith("top_k")
 
 
-def test_personal_data_under_policy_block_stops_before_training(tmp_path: Path) -> None:
+def test_personal_data_under_policy_block_stops_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for i in range(40):
@@ -101,16 +104,13 @@ def test_personal_data_under_policy_block_stops_before_training(tmp_path: Path) 
             }
         )
     )
-    os.environ["GENOPS_HOME"] = str(tmp_path / "home")
-    try:
-        summary = run_local(
-            "text-lm",
-            str(config),
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-            pipeline_root=str(tmp_path / "kfp"),
-        )
-    finally:
-        os.environ.pop("GENOPS_HOME", None)
+    monkeypatch.setenv("GENOPS_HOME", str(tmp_path / "home"))  # restored afterwards
+    summary = run_local(
+        "text-lm",
+        str(config),
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        pipeline_root=str(tmp_path / "kfp"),
+    )
     assert summary.outcome == "blocked"
     assert summary.registered is None
     assert "email" in summary.tags["genops.failure"]

@@ -1,7 +1,9 @@
 """The whole tabular-synth pipeline through KFP's local runner on a planted table whose spec
 lists only the target, a sensitive attribute and one column: the run infers the other
 columns, leaves out the identifier and the free text with their reasons, logs the resolved
-spec, and trains and evaluates on exactly the resolved columns."""
+spec, and trains and evaluates on exactly the resolved columns. The run trains the diffusion
+family, so its train, evaluate and register steps run the whole pipeline the way they run
+the TVAE in the Adult e2e run."""
 
 from __future__ import annotations
 
@@ -78,7 +80,13 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunSummary]:
                     "sensitive_attributes": ["gender"],
                     "columns": {"spend": {"type": "continuous", "min": 0}},
                 },
-                "model": {"epochs": 3, "batch_size": 200},
+                "model": {
+                    "family": "diffusion",
+                    "epochs": 5,
+                    "batch_size": 200,
+                    "hidden_dims": [64, 64],
+                    "sample_steps": 20,
+                },
                 "evaluation": {"privacy_sample": 200},
                 "bias": {"policy": "warn"},
                 "tuning": {"enabled": False},

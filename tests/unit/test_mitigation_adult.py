@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from genops.core.config import load_config
 from genops.workloads.tabular.bias import BiasConfig, dpl, mitigation_condition_frame
 from genops.workloads.tabular.data import prepare
 from genops.workloads.tabular.steps import build_synthesizer
 from tests.conftest import ADULT_FAST_CONFIG
 
+DIFFUSION = {"family": "diffusion", "epochs": 60, "batch_size": 256, "hidden_dims": [128, 128]}
 
-def test_equal_positive_rate_mitigation_reduces_dpl_on_adult() -> None:
+
+@pytest.mark.parametrize("family", [{}, DIFFUSION], ids=["tvae", "diffusion"])
+def test_equal_positive_rate_mitigation_reduces_dpl_on_adult(family: dict[str, Any]) -> None:
     config = load_config(ADULT_FAST_CONFIG)
     spec = config.dataset
     train = prepare(spec).train
-    synthesizer = build_synthesizer(config)
+    synthesizer = build_synthesizer(config, family)
     synthesizer.fit(train, progress=False)
     bias = BiasConfig.model_validate(
         {"policy": "mitigate", "mitigation": {"target": "equal_positive_rate"}}

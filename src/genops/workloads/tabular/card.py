@@ -18,9 +18,12 @@ def _figure(
     return CardFigure(name, run.metrics[name], meaning, baseline, base)
 
 
+_FAMILY_NAMES = {"tvae": "TVAE", "ctgan": "CTGAN", "diffusion": "TabDDPM-style diffusion"}
+
+
 def card_facts(config: Any, run: RunRecord) -> ModelCardFacts:
     spec = config.dataset
-    family = config.model.family.upper()
+    family = _FAMILY_NAMES.get(config.model.family, config.model.family)
     conditioned = " conditioned on the sensitive attributes and the target" * bool(
         config.model.conditional
     )

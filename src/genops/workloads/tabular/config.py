@@ -244,9 +244,9 @@ class DatasetSpec(_Strict):
 
 class ModelSpec(_Strict):
     """Synthesizer family and its hyper-parameters (family-specific keys are ignored by the
-    other family)."""
+    other families)."""
 
-    family: Literal["tvae", "ctgan"] = "tvae"
+    family: Literal["tvae", "ctgan", "diffusion"] = "tvae"
     epochs: int = Field(100, gt=0)
     batch_size: int = Field(500, gt=1)
     embedding_dim: int = Field(128, gt=0)
@@ -263,6 +263,14 @@ class ModelSpec(_Strict):
     discriminator_lr: float = Field(2e-4, gt=0)
     discriminator_steps: int = Field(1, gt=0)
     pac: int = Field(10, gt=0)
+    # Diffusion (TabDDPM-style; epochs, batch_size and learning_rate are shared)
+    hidden_dims: list[int] = Field(default_factory=lambda: [512, 512, 512])
+    dropout: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    num_timesteps: int = Field(1000, gt=0)
+    sample_steps: int = Field(50, gt=0)
+    eta: float = Field(1.0, ge=0, le=1)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
     conditional: bool = Field(
         True, description="Condition the synthesizer on the sensitive attributes and the target."
     )
@@ -274,6 +282,11 @@ class ModelSpec(_Strict):
         if self.family == "ctgan" and self.batch_size % self.pac:
             raise ValueError(
                 f"ctgan: batch_size ({self.batch_size}) must be a multiple of pac ({self.pac})"
+            )
+        if self.family == "diffusion" and self.sample_steps > self.num_timesteps:
+            raise ValueError(
+                f"diffusion: sample_steps ({self.sample_steps}) must be <= num_timesteps "
+                f"({self.num_timesteps})"
             )
         return self
 

@@ -193,6 +193,27 @@ def build_synthesizer(config: RunConfig, params_override: dict[str, Any] | None 
             ),
             **common,
         )
+    if m.family == "diffusion":
+        from genops.workloads.tabular.models.diffusion import (
+            DiffusionParams,
+            DiffusionSynthesizer,
+        )
+
+        return DiffusionSynthesizer(
+            params=DiffusionParams(
+                epochs=m.epochs,
+                batch_size=m.batch_size,
+                hidden_dims=tuple(m.hidden_dims),
+                dropout=m.dropout,
+                learning_rate=m.learning_rate,
+                weight_decay=m.weight_decay,
+                num_timesteps=m.num_timesteps,
+                sample_steps=m.sample_steps,
+                eta=m.eta,
+                ema_decay=m.ema_decay,
+            ),
+            **common,
+        )
     from genops.workloads.tabular.models import TVAEParams, TVAESynthesizer
 
     return TVAESynthesizer(
@@ -218,7 +239,7 @@ def loss_figure(history: list[dict[str, float]]) -> Any:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     epochs = [h["epoch"] for h in history]
-    for key in ("loss", "reconstruction", "kld"):
+    for key in ("loss", "reconstruction", "kld", "numeric", "categorical"):
         if history and key in history[0]:
             ax.plot(epochs, [h[key] for h in history], label=key)
     ax.set_xlabel("epoch")

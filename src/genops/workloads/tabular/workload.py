@@ -1,4 +1,4 @@
-"""The ``tabular-synth`` workload: synthetic tables (TVAE, CTGAN) with bias gates.
+"""The ``tabular-synth`` workload: synthetic tables (TVAE, CTGAN, diffusion) with bias gates.
 
 Registered by the ``genops.workloads`` entry point in ``pyproject.toml``."""
 

@@ -1,9 +1,10 @@
-"""Tabular synthesizers: the TVAE and CTGAN families, their shared base class and interface,
-and their data encoding."""
+"""Tabular synthesizers: the TVAE, CTGAN and diffusion families, their shared base class and
+interface, and their data encoding."""
 
 from genops.core.device import resolve_device
 from genops.workloads.tabular.models.base import BaseSynthesizer, EpochCallback, Synthesizer
 from genops.workloads.tabular.models.ctgan import CTGANParams, CTGANSynthesizer
+from genops.workloads.tabular.models.diffusion import DiffusionParams, DiffusionSynthesizer
 from genops.workloads.tabular.models.registry import (
     load_synthesizer,
     read_meta,
@@ -16,6 +17,8 @@ __all__ = [
     "BaseSynthesizer",
     "CTGANParams",
     "CTGANSynthesizer",
+    "DiffusionParams",
+    "DiffusionSynthesizer",
     "EpochCallback",
     "SpanInfo",
     "Synthesizer",

@@ -15,6 +15,7 @@ __all__ = ["load_synthesizer", "read_meta", "register_synthesizer"]
 _REGISTRY: dict[str, str] = {
     "TVAESynthesizer": "genops.workloads.tabular.models.tvae:TVAESynthesizer",
     "CTGANSynthesizer": "genops.workloads.tabular.models.ctgan:CTGANSynthesizer",
+    "DiffusionSynthesizer": "genops.workloads.tabular.models.diffusion:DiffusionSynthesizer",
 }
 
 

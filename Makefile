@@ -85,11 +85,13 @@ compile: $(STAMP) ## compile pipelines to pipelines/dist/<pipeline>-<version>.ya
 .PHONY: bench
 bench: $(STAMP) ## benchmarks; results written to benchmarks/results/
 	$(PY) benchmarks/bench_tabular.py --out benchmarks/results/tabular.json
+	$(PY) benchmarks/bench_diffusion.py --out benchmarks/results/diffusion.json
 	$(PY) benchmarks/bench_serving.py --out benchmarks/results/serving.json
 	$(PY) benchmarks/bench_tuning.py --out benchmarks/results/tuning.json
 	$(PY) benchmarks/bench_image.py --out benchmarks/results/image.json
 	$(PY) benchmarks/bench_text.py --out benchmarks/results/text.json
 	$(PY) benchmarks/bench_generate.py --out benchmarks/results/generation.json
+	$(PY) benchmarks/bench_scaling.py --out benchmarks/results/scaling.json
 	$(PY) benchmarks/bench_startup.py --out benchmarks/results/startup.json
 
 MODEL_URI ?= models:/adult-synthesizer@champion

@@ -983,16 +983,22 @@ def group_shape_score(
 #: Resamples of the per-group fidelity bootstrap at most (each recomputes every column).
 SHAPE_BOOTSTRAP_MAX = 200
 _SHAPE_CHUNK = 50
+_SHAPE_MAX_CELLS = 4_000_000  # 32 MB of float64 per array
 
 
-def _weighted_counts(weights: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
-    """``(B, k)`` sums of each row's resample weight per code (codes < 0 left out)."""
+def _code_columns(codes: np.ndarray, k: int) -> sparse.csr_matrix:
+    """``(k, rows)`` sparse indicator of each row's code (codes < 0 left out): times a
+    ``(rows, B)`` weight matrix it sums each code's resample weight."""
     keep = codes >= 0
     rows = np.flatnonzero(keep)
-    onehot = sparse.csr_matrix(
-        (np.ones(rows.size), (rows, codes[keep])), shape=(len(codes), k), dtype=float
+    return sparse.csr_matrix(
+        (np.ones(rows.size), (codes[keep], rows)), shape=(k, len(codes)), dtype=float
     )
-    return np.asarray((onehot.T @ weights.T).T, dtype=float)
+
+
+def _weighted_counts(weights: np.ndarray, indicator: sparse.csr_matrix) -> np.ndarray:
+    """``(B, k)`` sums of each row's resample weight per code."""
+    return np.asarray((indicator @ weights.T).T, dtype=float)
 
 
 def _column_codes(
@@ -1026,16 +1032,24 @@ def _shape_replicates(
     (the same draw for every column, so that columns stay joint)."""
     columns = [(c, True) for c in continuous] + [(c, False) for c in categorical]
     coded = [(numeric, *_column_codes(real[c], synthetic[c], numeric)) for c, numeric in columns]
+    indicators = [
+        (numeric, _code_columns(code_r, k), _code_columns(code_s, k))
+        for numeric, code_r, code_s, k in coded
+    ]
     n_r, n_s = len(real), len(synthetic)
+    # Replicates are drawn a chunk at a time: (chunk, rows) weights and (chunk, values)
+    # counts, the chunk kept small enough that no array exceeds _SHAPE_MAX_CELLS cells.
+    width = max([n_r, n_s, *(k for *_, k in coded)])
+    chunk = max(1, min(_SHAPE_CHUNK, _SHAPE_MAX_CELLS // max(width, 1)))
     out: list[np.ndarray] = []
-    for start in range(0, n_boot, _SHAPE_CHUNK):
-        b = min(_SHAPE_CHUNK, n_boot - start)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
         w_r = rng.multinomial(n_r, np.full(n_r, 1.0 / n_r), size=b).astype(float)
         w_s = rng.multinomial(n_s, np.full(n_s, 1.0 / n_s), size=b).astype(float)
         scores = np.full((b, len(coded)), np.nan)
-        for j, (numeric, code_r, code_s, k) in enumerate(coded):
-            count_r = _weighted_counts(w_r, code_r, k)
-            count_s = _weighted_counts(w_s, code_s, k)
+        for j, (numeric, ind_r, ind_s) in enumerate(indicators):
+            count_r = _weighted_counts(w_r, ind_r)
+            count_s = _weighted_counts(w_s, ind_s)
             tot_r, tot_s = count_r.sum(axis=1, keepdims=True), count_s.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
                 p, q = count_r / tot_r, count_s / tot_s

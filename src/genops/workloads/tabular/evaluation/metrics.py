@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,6 @@ import pandas as pd
 from scipy.stats import ks_2samp
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import f1_score, roc_auc_score
-from sklearn.neighbors import NearestNeighbors
 
 
 def continuous_shape(real: pd.Series, synthetic: pd.Series) -> float:
@@ -195,28 +194,67 @@ def privacy(
     sample: int = 2000,
     seed: int = 0,
 ) -> PrivacyResult:
-    """Distance to closest training record, synthetic vs a real holdout baseline."""
+    """Distance to closest training record, synthetic vs a real holdout baseline.
+
+    The training rows are encoded and searched in blocks of :data:`_DCR_BLOCK` rows, so
+    memory does not grow with the training set; exact copies are found by hashing rows."""
     rng = np.random.default_rng(seed)
     stats = {c: (float(train[c].mean()), float(train[c].std() or 1.0)) for c in continuous}
     categories = {c: sorted(train[c].astype(str).unique()) for c in categorical}
-    reference = _privacy_matrix(train, continuous, categorical, stats, categories)
-    nn = NearestNeighbors(n_neighbors=1).fit(reference)
 
-    def dcr(frame: pd.DataFrame) -> np.ndarray:
+    def encode(frame: pd.DataFrame) -> np.ndarray:
+        return _privacy_matrix(frame, continuous, categorical, stats, categories)
+
+    def drawn(frame: pd.DataFrame) -> np.ndarray:
         idx = rng.choice(len(frame), size=min(sample, len(frame)), replace=False)
-        matrix = _privacy_matrix(frame.iloc[idx], continuous, categorical, stats, categories)
-        return nn.kneighbors(matrix)[0][:, 0]
+        return encode(frame.iloc[idx])
 
-    syn, hold = dcr(synthetic), dcr(holdout)
+    queries = [drawn(synthetic), drawn(holdout)]
+    # one pass over the training rows for both samples
+    distances = _closest_distances(np.vstack(queries), train, encode)
+    syn, hold = distances[: len(queries[0])], distances[len(queries[0]) :]
     cols = continuous + categorical
-    train_keys = set(map(tuple, train[cols].astype(str).to_numpy()))
-    syn_keys = list(map(tuple, synthetic[cols].astype(str).to_numpy()))
-    hold_keys = list(map(tuple, holdout[cols].astype(str).to_numpy()))
+    train_keys = _row_hashes(train[cols])
     syn_med, hold_med = float(np.median(syn)), float(np.median(hold))
     return PrivacyResult(
         dcr_synthetic_median=syn_med,
         dcr_holdout_median=hold_med,
         dcr_ratio=float(syn_med / hold_med) if hold_med > 0 else float("inf"),
-        exact_copy_share=float(np.mean([k in train_keys for k in syn_keys])),
-        holdout_exact_copy_share=float(np.mean([k in train_keys for k in hold_keys])),
+        exact_copy_share=float(np.isin(_row_hashes(synthetic[cols]), train_keys).mean()),
+        holdout_exact_copy_share=float(np.isin(_row_hashes(holdout[cols]), train_keys).mean()),
     )
+
+
+_DCR_BLOCK = 8192
+
+
+def _closest_distances(
+    queries: np.ndarray, reference: pd.DataFrame, encode: Callable[[pd.DataFrame], np.ndarray]
+) -> np.ndarray:
+    """Euclidean distance of each query row to its closest row of ``reference`` (encoded
+    with ``encode`` one block at a time). Blocks are searched with ``|r|^2 - 2 q.r``; the
+    distance to the row found is then computed directly (float64), so an exact copy is at
+    0.0."""
+    if not len(queries) or not len(reference):
+        return np.zeros(len(queries))
+    best = np.full(len(queries), np.inf, dtype=np.float32)
+    best_row = np.zeros(len(queries), dtype=np.int64)
+    rows = np.arange(len(queries))
+    q32 = np.ascontiguousarray(queries, dtype=np.float32) * np.float32(-2.0)
+    for start in range(0, len(reference), _DCR_BLOCK):
+        block = encode(reference.iloc[start : start + _DCR_BLOCK]).astype(np.float32)
+        partial = q32 @ block.T  # float32: the search only ranks; the distance is exact below
+        partial += (block * block).sum(axis=1)[None, :]
+        arg = partial.argmin(axis=1)
+        value = partial[rows, arg]
+        better = value < best
+        best[better] = value[better]
+        best_row[better] = start + arg[better]
+    closest = encode(reference.iloc[best_row])
+    return np.sqrt(((queries - closest) ** 2).sum(axis=1))
+
+
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """One 64-bit hash per row of the rows' values as text (``1`` and ``1.0`` differ, as
+    they do when rows are compared as strings)."""
+    return np.asarray(pd.util.hash_pandas_object(frame.astype(str), index=False), dtype=np.uint64)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchinfo import load_average, machine
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_ROWS = 10_000_000
@@ -121,16 +122,15 @@ def main() -> None:
         work = Path(scratch)
         model = args.model or fit_default_model(work, args.epochs)
         label = args.model or f"TVAE, adult.yaml architecture, {args.epochs} epoch(s)"
-        load_before = [round(x, 2) for x in os.getloadavg()]
+        load_before = load_average()
         large = release_once(model, args.rows, args.shards, workers, work / "large")
         one = release_once(model, args.compare_rows, 4, 1, work / "one")
         every = release_once(model, args.compare_rows, 4, workers, work / "all")
     results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}, torch {torch.__version__}",
+        "machine": machine(f"torch {torch.__version__}"),
         "model": label,
         "load_before": load_before,
-        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "load_after": load_average(),
         "target": {"rows": TARGET_ROWS, "seconds": TARGET_SECONDS},
         "large": large,
         "one_worker": one,

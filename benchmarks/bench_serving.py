@@ -39,7 +39,6 @@ import argparse
 import collections
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -56,6 +55,7 @@ from typing import Any
 
 import httpx
 import orjson
+from benchinfo import load_average, machine
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "serving.json"
@@ -66,10 +66,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TARGET_THROUGHPUT_RATIO = 5.0
 TARGET_P99_MS = 100.0
 TARGET_RSS_GROWTH = 0.10
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def free_port() -> int:
@@ -1149,8 +1145,7 @@ def main() -> int:
         f"{batching.get('concurrency')} batches at once)"
     )
     results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}, torch {torch.__version__}",
+        "machine": machine(f"torch {torch.__version__}"),
         "torch_threads": threads,
         "model": model,
         "rows_per_request": args.rows,

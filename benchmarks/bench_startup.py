@@ -21,7 +21,6 @@ import ast
 import inspect
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+from benchinfo import load_average, machine
 
 REPO = Path(__file__).resolve().parents[1]
 MODULES = ("components.shared", "components.tabular", "components.image", "components.text")
@@ -192,18 +193,17 @@ def main() -> None:
     parser.add_argument("--before", type=Path, default=None, help="an earlier checkout")
     parser.add_argument("--no-run", action="store_true", help="skip the default pipeline run")
     args = parser.parse_args()
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     started = time.perf_counter()
     results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}",
+        "machine": machine(),
         "repeats": args.repeats,
         "components": per_component(args.repeats, args.before),
     }
     if not args.no_run:
         results["default_run"] = default_run()
     results["load_before"] = load_before
-    results["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    results["load_after"] = load_average()
     results["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

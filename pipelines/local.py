@@ -83,18 +83,32 @@ class RunSummary:
     #: each task's start-up: seconds from its process start to its step's start
     startups: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def startup_figures(self) -> dict[str, float]:
+        """The tasks' start-up as the parent run's metrics: median, max, sum and its share of
+        the run's time (empty when no task reported one)."""
+        if not self.startups:
+            return {}
+        values = list(self.startups.values())
+        total = sum(values)
+        return {
+            "task_startup_median_seconds": statistics.median(values),
+            "task_startup_max_seconds": max(values),
+            "orchestration_seconds": total,
+            "orchestration_share": total / self.seconds if self.seconds else 0.0,
+        }
+
     def startup_line(self) -> str | None:
         """The tasks' start-up: median, the slowest, and their sum against the run's time."""
-        if not self.startups:
+        figures = self.startup_figures
+        if not figures:
             return None
-        values = sorted(self.startups.values())
-        median = statistics.median(values)
         slowest = max(self.startups, key=lambda k: self.startups[k])
-        total = sum(values)
-        share = 100 * total / self.seconds if self.seconds else 0.0
         return (
-            f"median {median:.1f} s, max {self.startups[slowest]:.1f} s ({slowest}); "
-            f"{len(values)} tasks, {total:.0f} s in all = {share:.0f} % of the run"
+            f"median {figures['task_startup_median_seconds']:.1f} s, "
+            f"max {figures['task_startup_max_seconds']:.1f} s ({slowest}); "
+            f"{len(self.startups)} tasks, {figures['orchestration_seconds']:.0f} s in all = "
+            f"{100 * figures['orchestration_share']:.0f} % of the run"
         )
 
     def headline_metrics(self) -> tuple[str, ...]:
@@ -580,16 +594,10 @@ def _log_startup(tracking_uri: str, summary: RunSummary) -> None:
         return
     from genops.core.tracking import use_store
 
-    values = sorted(summary.startups.values())
     with contextlib.suppress(Exception):
         client = use_store(tracking_uri)
         stamp = int(time.time() * 1000)
-        for key, value in (
-            ("task_startup_median_seconds", statistics.median(values)),
-            ("task_startup_max_seconds", values[-1]),
-            ("orchestration_seconds", sum(values)),
-            ("orchestration_share", sum(values) / summary.seconds if summary.seconds else 0.0),
-        ):
+        for key, value in summary.startup_figures.items():
             client.log_metric(summary.run_id, key, float(value), timestamp=stamp)
             summary.metrics[key] = float(value)
         client.log_dict(summary.run_id, summary.startups, "task_startup_seconds.json")

@@ -19,6 +19,7 @@ from genops.workloads.image.config import DiffusionSpec
 from genops.workloads.image.diffusion import DiffusionModel
 from genops.workloads.image.pyfunc import images_frame, log_generator
 from genops.workloads.image.request import decode_png
+from tests.unit.serving_fixtures import use_store
 
 NAMES = ["ring", "bar", "dot"]
 
@@ -26,9 +27,7 @@ NAMES = ["ring", "bar", "dot"]
 @pytest.fixture(scope="module")
 def model_uri(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     tmp = tmp_path_factory.mktemp("image-serving")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("image-serving")
+    uri = use_store(tmp, "image-serving")  # artifacts beside the store, not in ./mlruns
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 10)
     images = rng.uniform(-1, 1, size=(30, 1, 8, 8)).astype(np.float32)

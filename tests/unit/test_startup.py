@@ -55,6 +55,12 @@ def test_the_console_and_the_summary_report_start_up(tmp_path: Path) -> None:
         "median 2.0 s, max 3.5 s (train); 3 tasks, 6 s in all = 10 % of the run"
     )
     assert "Task start-up:     median 2.0 s" in summary.render()
+    assert summary.startup_figures == {
+        "task_startup_median_seconds": 2.0,
+        "task_startup_max_seconds": 3.5,
+        "orchestration_seconds": 6.5,
+        "orchestration_share": 0.1,
+    }
 
 
 def test_step_modules_import_neither_the_bias_metrics_nor_torch() -> None:

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from genops.core.serving.server import create_app, load_served_model
 from genops.workloads.text import lm
 from genops.workloads.text.pyfunc import log_text_model
+from tests.unit.serving_fixtures import use_store
 
 CORPUS = ["The game began development in 2010 .", "She said that the bridge was old ."] * 30
 
@@ -24,8 +25,7 @@ CORPUS = ["The game began development in 2010 .", "She said that the bridge was 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> object:
     tmp: Path = tmp_path_factory.mktemp("text-serving")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
-    mlflow.set_experiment("text-serving")
+    use_store(tmp, "text-serving")  # artifacts beside the store, not in ./mlruns
     tokenizer = lm.train_tokenizer(CORPUS, vocab_size=300, min_frequency=1)
     torch.manual_seed(0)
     model = lm.build_model(

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -197,26 +197,51 @@ def generate_release(
             dest.delete([p.name for p in plans])  # nothing half-written stays
             dest.delete_staged([p.name for p in plans])
             raise
-    by_name = {r.name: r for r in results}
-    for entry in files:
-        entry["bytes"] = by_name[entry["name"]].bytes
-        entry["seed"] = by_name[entry["name"]].seed
-    manifest = Manifest(
-        destination=dest.uri,
-        model=resolved.label,
-        rows=int(rows),
-        shards=len(plans),
-        seed=int(seed),
-        schema=schema_listing(schema),
-        files=files,
-        conditions=conditions,
-        seconds=round(time.perf_counter() - started, 3),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    manifest = _manifest(
+        dest.uri,
+        resolved.label,
+        plans,
+        {r.name: r.bytes for r in results},
+        seed,
+        schema,
+        files,
+        conditions,
+        time.perf_counter() - started,
     )
     write_manifest(dest.uri, manifest)
     if log_to_mlflow and resolved.run_id:
         _log_release(resolved, manifest, workers)
     return manifest
+
+
+def _manifest(
+    destination: str,
+    model: str,
+    plans: Sequence[ShardPlan],
+    shard_bytes: Mapping[str, int],
+    seed: int,
+    schema: Any,
+    files: list[dict[str, Any]],
+    conditions: dict[str, str],
+    seconds: float,
+) -> Manifest:
+    """The release's manifest: the checked files with each shard's bytes and seed."""
+    seeds = {p.name: p.seed for p in plans}
+    for entry in files:
+        entry["bytes"] = int(shard_bytes.get(entry["name"], 0))
+        entry["seed"] = seeds[entry["name"]]
+    return Manifest(
+        destination=destination,
+        model=model,
+        rows=sum(p.rows for p in plans),
+        shards=len(plans),
+        seed=int(seed),
+        schema=schema_listing(schema),
+        files=files,
+        conditions=conditions,
+        seconds=round(seconds, 3),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
 def _run_pool(
@@ -372,21 +397,16 @@ def check_step(
     except GenerationError:
         dest.delete([p.name for p in shard_plans])
         raise
-    by_name = {str(r["name"]): r for r in results}
-    for entry in files:
-        entry["bytes"] = int(by_name[entry["name"]]["bytes"]) if entry["name"] in by_name else 0
-        entry["seed"] = next(p.seed for p in shard_plans if p.name == entry["name"])
-    manifest = Manifest(
-        destination=dest.uri,
-        model=str(info.get("model", "")),
-        rows=sum(p.rows for p in shard_plans),
-        shards=len(shard_plans),
-        seed=int(seed),
-        schema=schema_listing(schema),
-        files=files,
-        conditions=_conditions_from_json(str(info.get("conditions") or "{}")),
-        seconds=round(time.time() - float(info.get("started") or time.time()), 3),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    manifest = _manifest(
+        dest.uri,
+        str(info.get("model", "")),
+        shard_plans,
+        {str(r["name"]): int(r["bytes"]) for r in results},
+        seed,
+        schema,
+        files,
+        _conditions_from_json(str(info.get("conditions") or "{}")),
+        time.time() - float(info.get("started") or time.time()),
     )
     write_manifest(destination, manifest)
     Path(manifest_path).write_text(manifest.to_json())

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from benchinfo import load_average, machine
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "text" / "wikitext-2"
@@ -316,8 +317,11 @@ def main() -> None:
             "cpu_threads": torch.get_num_threads(),
             "python": platform.python_version(),
             "cuda": torch.cuda.is_available(),
+            "description": machine(f"torch {torch.__version__}"),
         },
         "budget_seconds": args.budget,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_before": load_average(),
     }
     results["lstm"] = lstm_baseline(args.budget)
     results["transformer"], candidate = transformer(args.budget)
@@ -338,12 +342,15 @@ def main() -> None:
     if torch.cuda.is_available():
         speed |= _generation(model.cuda(), candidate.tokenizer, "cuda", "cuda")
     results["generation"] = speed
+    results["load_after"] = load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     lines = [
         "# Text benchmark (WikiText-2)",
         "",
-        f"Training budget: {args.budget:.0f} s each, side by side in one process.",
+        f"Training budget: {args.budget:.0f} s each, side by side in one process. "
+        f"{results['machine']['description']}; measured {results['date']}, load average "
+        f"{results['load_before']} before, {results['load_after']} after.",
         "",
         "| model | steps | word-level test perplexity | parameters |",
         "|---|---:|---:|---:|",

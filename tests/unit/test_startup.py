@@ -76,6 +76,13 @@ def test_step_modules_import_neither_the_bias_metrics_nor_torch() -> None:
     code = "import sys, genops.workloads.image.steps; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+    # the training step reads its splits without loading scikit-learn (prepare splits)
+    code = (
+        "import sys; from genops.workloads.tabular.data import read_parquet; "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
     code = "from genops.workloads.tabular.bias import dpl; print(dpl.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "genops.workloads.tabular.bias.metrics"

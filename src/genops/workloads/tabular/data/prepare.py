@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from genops.core.io import content_hash, read_table
 from genops.workloads.tabular.config import DatasetSpec
@@ -65,6 +64,9 @@ def split(
     spec: DatasetSpec, frame: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Stratified, seeded train / validation / holdout split."""
+    # imported here: steps that only read the splits (train, tuning) need not load sklearn
+    from sklearn.model_selection import train_test_split
+
     s = spec.split
     stratify = frame[spec.target] if frame[spec.target].value_counts().min() >= 3 else None
     rest, holdout = train_test_split(

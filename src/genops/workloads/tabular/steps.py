@@ -128,20 +128,22 @@ def data_bias_check(
     """The pre-training bias gate; returns the decision: continue, stop or mitigate."""
 
     from genops.core.tracking import step_run
-    from genops.workloads.tabular.bias import (
-        bias_figures,
-        data_bias_verdict,
-        decide,
-        group_stats_by_dataset,
-        render_html,
-        render_markdown,
-    )
     from genops.workloads.tabular.data import read_parquet
 
     config = read_run_config(config_path)
     spec = config.dataset
-    frame = read_parquet(train_path, spec)
     with step_run(tracking_uri, run_id, "data-bias-check"):
+        # the bias metrics (scikit-learn, fairlearn) load inside the step that uses them
+        from genops.workloads.tabular.bias import (
+            bias_figures,
+            data_bias_verdict,
+            decide,
+            group_stats_by_dataset,
+            render_html,
+            render_markdown,
+        )
+
+        frame = read_parquet(train_path, spec)
         verdict = data_bias_verdict(
             frame, spec.sensitive_attributes, spec.target, spec.positive_label, config.bias
         )
@@ -268,12 +270,14 @@ def train(
     from genops.workloads.tabular.pyfunc import log_synthesizer
 
     config = read_run_config(config_path)
-    frame = read_parquet(train_path, config.dataset)
     tuned: dict[str, Any] = json.loads(Path(params_path).read_text()) if params_path else {}
-    synthesizer = build_synthesizer(config, tuned)
     effective = config.model.model_validate({**config.model.model_dump(), **tuned})
     model_dir = Path(model_dir)
     with step_run(tracking_uri, run_id, "train") as run:
+        # reading the split and building the model (torch) are the step's work: inside
+        # its run, their time is the step's and a failure is recorded on it
+        frame = read_parquet(train_path, config.dataset)
+        synthesizer = build_synthesizer(config, tuned)
         log_model_params(effective, tuned)
 
         def on_epoch_end(epoch: int, values: dict[str, float]) -> None:
@@ -324,33 +328,36 @@ def evaluate(
     import mlflow
 
     from genops.core.tracking import log_parent, step_run
-    from genops.workloads.tabular.bias import (
-        Stats,
-        bias_figures,
-        data_bias_report,
-        downstream_fairness,
-        group_stats_by_dataset,
-        mitigation_condition_frame,
-        render_markdown,
-        synthetic_bias_verdict,
-    )
-    from genops.workloads.tabular.bias import (
-        render_html as render_bias_html,
-    )
     from genops.workloads.tabular.data import read_parquet, write_parquet
-    from genops.workloads.tabular.evaluation import evaluate as score
-    from genops.workloads.tabular.evaluation import render_html
-    from genops.workloads.tabular.models import load_synthesizer
 
     config = read_run_config(config_path)
     spec = config.dataset
     attrs = spec.sensitive_attributes
-    train_frame = read_parquet(train_path, spec)
-    holdout = read_parquet(holdout_path, spec)
-    synthesizer = load_synthesizer(Path(model_dir) / "synthesizer")
-    n = config.evaluation.synthetic_rows or len(train_frame)
     mitigated = bias_decision == "mitigate"
     with step_run(tracking_uri, run_id, "evaluate"):
+        # the scoring and bias metrics (scikit-learn, fairlearn) and the model (torch) are
+        # the step's work: their imports and the reading of the inputs run inside its run
+        from genops.workloads.tabular.bias import (
+            Stats,
+            bias_figures,
+            data_bias_report,
+            downstream_fairness,
+            group_stats_by_dataset,
+            mitigation_condition_frame,
+            render_markdown,
+            synthetic_bias_verdict,
+        )
+        from genops.workloads.tabular.bias import (
+            render_html as render_bias_html,
+        )
+        from genops.workloads.tabular.evaluation import evaluate as score
+        from genops.workloads.tabular.evaluation import render_html
+        from genops.workloads.tabular.models import load_synthesizer
+
+        train_frame = read_parquet(train_path, spec)
+        holdout = read_parquet(holdout_path, spec)
+        synthesizer = load_synthesizer(Path(model_dir) / "synthesizer")
+        n = config.evaluation.synthetic_rows or len(train_frame)
         if mitigated:
             conditions = mitigation_condition_frame(
                 train_frame,

@@ -254,6 +254,31 @@ class BaseSynthesizer(ABC, Generic[P]):
     def _dims(self) -> tuple[int, int]:
         """``(data_dim, cond_dim)`` recorded in ``meta.json``."""
 
+    # ------------------------------------------------------------------ condition vectors
+    # The families that feed the conditional columns as one concatenated one-hot vector
+    # (TVAE, diffusion) share these; they reset both attributes in ``_drop_networks``.
+    _cond_offsets: list[int]
+    _cond_dim: int
+
+    def _setup_conditions(self, transformer: TabularEncoder) -> None:
+        """Offsets of each conditional column's one-hot block in the condition vector."""
+        cats = transformer.categories
+        offsets: list[int] = []
+        dim = 0
+        for col in self._conditional_columns:
+            offsets.append(dim)
+            dim += len(cats[col])
+        self._cond_offsets = offsets
+        self._cond_dim = dim
+
+    def _cond_onehot(self, codes: np.ndarray) -> np.ndarray:
+        """``(n, cond_dim)`` float32 condition vectors for ``(n, n_conditional)`` codes."""
+        out = np.zeros((codes.shape[0], self._cond_dim), dtype=np.float32)
+        rows = np.arange(codes.shape[0])
+        for j, offset in enumerate(self._cond_offsets):
+            out[rows, offset + codes[:, j]] = 1.0
+        return out
+
     def _family_meta(self) -> dict[str, Any]:
         """Extra ``meta.json`` entries of the family (written after ``categories``)."""
         return {}

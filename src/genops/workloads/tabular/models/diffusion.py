@@ -205,8 +205,6 @@ class DiffusionSynthesizer(BaseSynthesizer[DiffusionParams]):
     _denoiser: _Denoiser | None
     _ema: _Denoiser | None
     _layout: _Layout | None
-    _cond_offsets: list[int]
-    _cond_dim: int
 
     # ------------------------------------------------------------------ networks
     @classmethod
@@ -246,23 +244,6 @@ class DiffusionSynthesizer(BaseSynthesizer[DiffusionParams]):
                 layout.data_dim, layout.n_tanh, self._cond_dim, p.hidden_dims, p.dropout
             )
         return net.to(self.device)
-
-    def _setup_conditions(self, transformer: TabularEncoder) -> None:
-        cats = transformer.categories
-        offsets: list[int] = []
-        dim = 0
-        for col in self._conditional_columns:
-            offsets.append(dim)
-            dim += len(cats[col])
-        self._cond_offsets = offsets
-        self._cond_dim = dim
-
-    def _cond_onehot(self, codes: np.ndarray) -> np.ndarray:
-        out = np.zeros((codes.shape[0], self._cond_dim), dtype=np.float32)
-        rows = np.arange(codes.shape[0])
-        for j, offset in enumerate(self._cond_offsets):
-            out[rows, offset + codes[:, j]] = 1.0
-        return out
 
     def _alphas_cumprod(self) -> torch.Tensor:
         return torch.as_tensor(

@@ -199,8 +199,6 @@ class TVAESynthesizer(BaseSynthesizer[TVAEParams]):
     _encoder: _Encoder | None
     _decoder: _Decoder | None
     _layout: _Layout | None
-    _cond_offsets: list[int]
-    _cond_dim: int
 
     # ------------------------------------------------------------------ networks
     @classmethod
@@ -238,23 +236,6 @@ class TVAESynthesizer(BaseSynthesizer[TVAEParams]):
                 p.embedding_dim + self._cond_dim, p.decompress_dims, data_dim, n_sigmas
             )
         return encoder.to(self.device), decoder.to(self.device)
-
-    def _setup_conditions(self, transformer: TabularEncoder) -> None:
-        cats = transformer.categories
-        offsets: list[int] = []
-        dim = 0
-        for col in self._conditional_columns:
-            offsets.append(dim)
-            dim += len(cats[col])
-        self._cond_offsets = offsets
-        self._cond_dim = dim
-
-    def _cond_onehot(self, codes: np.ndarray) -> np.ndarray:
-        out = np.zeros((codes.shape[0], self._cond_dim), dtype=np.float32)
-        rows = np.arange(codes.shape[0])
-        for j, offset in enumerate(self._cond_offsets):
-            out[rows, offset + codes[:, j]] = 1.0
-        return out
 
     # ------------------------------------------------------------------ fit
     def _fit_networks(

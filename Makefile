@@ -90,6 +90,7 @@ bench: $(STAMP) ## benchmarks; results written to benchmarks/results/
 	$(PY) benchmarks/bench_tuning.py --out benchmarks/results/tuning.json
 	$(PY) benchmarks/bench_image.py --out benchmarks/results/image.json
 	$(PY) benchmarks/bench_text.py --out benchmarks/results/text.json
+	$(PY) benchmarks/bench_text_precision.py --out benchmarks/results/text-precision.json
 	$(PY) benchmarks/bench_generate.py --out benchmarks/results/generation.json
 	$(PY) benchmarks/bench_scaling.py --out benchmarks/results/scaling.json
 	$(PY) benchmarks/bench_startup.py --out benchmarks/results/startup.json

@@ -11,7 +11,9 @@
    concurrent clients (1, 4, 16) against the model server's adapter, fp32 and int8 side by
    side; on CUDA too when present.
 
-Writes JSON and Markdown next to ``--out``. ``--budget`` sets the training seconds of each.
+Writes JSON and Markdown next to ``--out``. ``--budget`` sets the training seconds of each;
+by default the default config's own ``model.time_budget_s``, so the race is run at the budget a
+user's ``make run-text`` trains for.
 """
 
 from __future__ import annotations
@@ -178,6 +180,7 @@ def transformer(budget: float, augmented: bool = False) -> tuple[dict[str, float
             "train_seconds": result.seconds,
             "steps": float(result.steps),
             "stopped": result.stopped,  # type: ignore[dict-item]
+            "precision": result.precision,  # type: ignore[dict-item]
             "word_perplexity": ppl.word_perplexity,
             "test_words": float(ppl.words),
             "bits_per_byte": ppl.bits_per_byte,
@@ -301,16 +304,33 @@ def _latency(model: Any, tokenizer: Any, label: str, requests: int = 24) -> dict
     return out
 
 
+def _default_budget() -> float:
+    from genops.core.config import load_config
+
+    config = load_config(REPO / "pipelines" / "configs" / "wikitext.yaml")
+    budget = config.model.time_budget_s
+    if budget is None:
+        raise SystemExit("wikitext.yaml sets no model.time_budget_s: pass --budget")
+    return float(budget)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/text.json")
-    parser.add_argument("--budget", type=float, default=600.0, help="training seconds of each")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="training seconds of each (default: wikitext.yaml's model.time_budget_s)",
+    )
     parser.add_argument(
         "--no-cda",
         action="store_true",
         help="skip the third model (trained on the counterfactually augmented corpus)",
     )
     args = parser.parse_args()
+    if args.budget is None:
+        args.budget = _default_budget()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results: dict[str, Any] = {
         "machine": {
@@ -356,7 +376,8 @@ def main() -> None:
         "|---|---:|---:|---:|",
         f"| LSTM (pytorch/examples, 2x200, tied) | {results['lstm']['steps']:.0f} | "
         f"{results['lstm']['word_perplexity']:.1f} | {results['lstm']['parameters']:.0f} |",
-        f"| GPT-2-style (wikitext.yaml) | {results['transformer']['steps']:.0f} | "
+        f"| GPT-2-style (wikitext.yaml, {results['transformer']['precision']} forward) | "
+        f"{results['transformer']['steps']:.0f} | "
         f"{results['transformer']['word_perplexity']:.1f} | "
         f"{results['transformer']['parameters']:.0f} |",
         f"| same, dynamic int8 | | {results['transformer']['word_perplexity_int8']:.1f} | |",

@@ -111,6 +111,50 @@ def test_training_lowers_validation_loss_and_perplexity(tokenizer: object) -> No
     assert result.best_validation_loss == min(p["validation_loss"] for p in points)
 
 
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ({"avx2", "avx512f", "avx512bw"}, False),  # AVX512 alone: bf16 would be emulated
+        ({"avx512f", "avx512_bf16"}, True),
+        ({"amx_tile", "amx_bf16"}, True),
+        (set(), False),  # no /proc/cpuinfo
+    ],
+)
+def test_bf16_counts_as_native_only_with_the_cpu_flags(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], native: bool
+) -> None:
+    monkeypatch.setattr(lm, "_cpu_flags", lambda: flags)
+    assert lm.bf16_native(torch.device("cpu")) is native
+
+
+def test_training_records_its_precision_and_keeps_fp32_weights(
+    tokenizer: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bf16 autocast where the CPU has it (forced here), fp32 when the config turns it off;
+    either way the weights, and so the saved model and its scoring, stay fp32."""
+    from genops.workloads.text.config import LanguageModelSpec
+    from genops.workloads.text.steps import train_params
+
+    monkeypatch.setattr(lm, "_cpu_flags", lambda: {"avx512_bf16"})
+    stream = lm.encode_stream(tokenizer, CORPUS)
+    for bf16, expected in ((True, "bf16"), (False, "fp32")):
+        torch.manual_seed(0)
+        model = lm.build_model(
+            lm.LMParams(vocab_size=tokenizer.get_vocab_size(), context=32, n_layer=1, n_embd=32)
+        )
+        params = train_params(
+            LanguageModelSpec(
+                batch_size=8, warmup_steps=2, learning_rate=3e-3, eval_every=15, bf16=bf16
+            ),
+            max_steps=30,
+        )
+        assert params.bf16 is bf16
+        result = lm.train(model, stream, stream, 32, params, device="cpu", progress=False)
+        assert result.precision == expected
+        assert result.history[-1]["validation_loss"] < result.history[0]["validation_loss"]
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
 def test_learning_rate_anneals_by_time_when_a_budget_ends_training() -> None:
     """A time budget far shorter than ``max_steps`` still decays the rate: progress is the
     further of steps and time (warm-up by steps first)."""

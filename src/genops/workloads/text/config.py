@@ -58,6 +58,11 @@ class LanguageModelSpec(Strict):
     )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = Field(
+        True,
+        description="bf16 autocast in training where the device computes bf16 natively "
+        "(CUDA, or a CPU with AVX512-BF16/AMX); elsewhere fp32.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LanguageModelSpec:

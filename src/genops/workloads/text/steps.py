@@ -294,6 +294,7 @@ def train_params(spec: Any, max_steps: int | None = None) -> Any:
         eval_batches=spec.eval_batches,
         patience=spec.patience,
         seed=spec.seed,
+        bf16=spec.bf16,
     )
 
 
@@ -363,6 +364,7 @@ def train(
             device=candidate.spec.device,
             on_eval=on_eval,
         )
+        mlflow.set_tag("train_precision", result.precision)
         fig = training_figure(result.history)
         mlflow.log_figure(fig, "plots/training.png")
         plt.close(fig)

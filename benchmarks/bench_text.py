@@ -145,22 +145,25 @@ def lstm_baseline(budget: float, seed: int = 0) -> dict[str, float]:
 # ---------------------------------------------------------------- the transformer
 
 
-def transformer(budget: float, augmented: bool = False) -> tuple[dict[str, float], Any]:
-    """The default config's model trained for ``budget`` seconds; ``augmented``: on the
-    counterfactually augmented train split (the ``mitigate`` policy's training text)."""
+def default_config() -> Any:
+    """pipelines/configs/wikitext.yaml, the text workload's default run config."""
     from genops.core.config import load_config
+
+    return load_config(REPO / "pipelines" / "configs" / "wikitext.yaml")
+
+
+def train_default(
+    config: Any, train: list[str], valid: list[str], **update: Any
+) -> tuple[Any, Any, Any, float]:
+    """Build ``config``'s model and tokenizer on ``train`` and train it with its model spec
+    updated by ``update``: (candidate, spec, TrainResult, tokenizer seconds)."""
     from genops.workloads.text import lm
-    from genops.workloads.text.gender import augment, corpus_statistics, load_probes
     from genops.workloads.text.steps import build_candidate, train_params
 
-    config = load_config(REPO / "pipelines" / "configs" / "wikitext.yaml")
-    train, valid, test = _lines("train"), _lines("valid"), _lines("test")
-    if augmented:
-        train = augment(train, load_probes(config.bias))
     started = time.perf_counter()
     candidate = build_candidate(config, train, valid)
     tokenize_seconds = time.perf_counter() - started
-    spec = candidate.spec.model_copy(update={"time_budget_s": budget})
+    spec = candidate.spec.model_copy(update=update)
     result = lm.train(
         candidate.model,
         candidate.train_stream,
@@ -169,6 +172,22 @@ def transformer(budget: float, augmented: bool = False) -> tuple[dict[str, float
         train_params(spec),
         device=spec.device,
         progress=False,
+    )
+    return candidate, spec, result, tokenize_seconds
+
+
+def transformer(budget: float, augmented: bool = False) -> tuple[dict[str, float], Any]:
+    """The default config's model trained for ``budget`` seconds; ``augmented``: on the
+    counterfactually augmented train split (the ``mitigate`` policy's training text)."""
+    from genops.workloads.text import lm
+    from genops.workloads.text.gender import augment, corpus_statistics, load_probes
+
+    config = default_config()
+    train, valid, test = _lines("train"), _lines("valid"), _lines("test")
+    if augmented:
+        train = augment(train, load_probes(config.bias))
+    candidate, spec, result, tokenize_seconds = train_default(
+        config, train, valid, time_budget_s=budget
     )
     scored = time.perf_counter()
     ppl = lm.perplexity(candidate.model, candidate.tokenizer, test, spec.context, spec.device)
@@ -305,10 +324,7 @@ def _latency(model: Any, tokenizer: Any, label: str, requests: int = 24) -> dict
 
 
 def _default_budget() -> float:
-    from genops.core.config import load_config
-
-    config = load_config(REPO / "pipelines" / "configs" / "wikitext.yaml")
-    budget = config.model.time_budget_s
+    budget = default_config().model.time_budget_s
     if budget is None:
         raise SystemExit("wikitext.yaml sets no model.time_budget_s: pass --budget")
     return float(budget)

@@ -18,28 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_text import REPO, _lines
+from bench_text import REPO, _lines, default_config, train_default
 from benchinfo import load_average, machine
 
 
 def _run(bf16: bool, steps: int, every: int) -> dict[str, Any]:
-    from genops.core.config import load_config
-    from genops.workloads.text import lm
-    from genops.workloads.text.steps import build_candidate, train_params
-
-    config = load_config(REPO / "pipelines" / "configs" / "wikitext.yaml")
-    candidate = build_candidate(config, _lines("train"), _lines("valid"))
-    spec = candidate.spec.model_copy(
-        update={"time_budget_s": None, "max_steps": steps, "eval_every": every, "bf16": bf16}
-    )
-    result = lm.train(
-        candidate.model,
-        candidate.train_stream,
-        candidate.validation_stream,
-        spec.context,
-        train_params(spec),
+    _, _, result, _ = train_default(
+        default_config(),
+        _lines("train"),
+        _lines("valid"),
+        time_budget_s=None,
+        max_steps=steps,
+        eval_every=every,
+        bf16=bf16,
         device="cpu",
-        progress=False,
     )
     return {
         "precision": result.precision,

@@ -269,7 +269,7 @@ def train(
     )
     # bf16 autocast for the forward pass (weights, optimiser and loss stay fp32): 1.6x the
     # steps per second of fp32 on a 2-core AVX512-BF16 CPU, for the same loss at equal steps
-    # (benchmarks/results/text.md)
+    # (benchmarks/results/text-precision.md)
     autocast = params.bf16 and bf16_native(dev)
     best, best_state, bad, stopped = math.inf, None, 0, "max_steps"
     history: list[dict[str, float]] = []
